@@ -1,0 +1,23 @@
+package logtail
+
+import (
+	"context"
+
+	"github.com/posthorn/posthorn/event"
+)
+
+// Line is one log line, without its line ending, and the cursor just after it.
+type Line struct {
+	Text   string
+	Cursor event.Cursor
+}
+
+// Source yields log lines. Read appends to buf the lines that are available
+// now, at most max of them, blocking until there is at least one or ctx is
+// done. It returns io.EOF once the input has ended (a source that follows a
+// live log never ends). Lines come whole: a partial last line is held back
+// until its newline arrives.
+type Source interface {
+	Read(ctx context.Context, buf []Line, max int) ([]Line, error)
+	Close() error
+}
