@@ -160,3 +160,13 @@ type Batch struct {
 	Close  []MessageKey
 	Cursor Cursor
 }
+
+// Query selects stored events for reading: the UI's log, summaries, tests.
+// Results come oldest first, ordered by Time and then ID.
+type Query struct {
+	Since   time.Time // inclusive lower bound on Time; zero: none
+	Until   time.Time // exclusive upper bound on Time; zero: none
+	Types   []Type    // only these types; empty: all
+	AfterID string    // paging: only events after this one in (Time, ID) order
+	Limit   int       // at most this many; 0: no limit
+}
