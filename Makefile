@@ -1,0 +1,43 @@
+# Posthorn — see README.md. Every target works on a fresh Debian 12 machine
+# after .ci/setup has installed the packages the tests need.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+GO      ?= go
+export CGO_ENABLED := 1
+
+.PHONY: all build run test unit e2e bench fuzz lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/posthorn ./cmd/posthorn
+
+# The first README command: Posthorn on its bundled sample maillog.
+run: build
+	./bin/posthorn parse --sample
+
+# Everything CI runs: lint, unit and end-to-end tests (a real private Postfix).
+test: lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+unit:
+	$(GO) test -short -count=1 ./...
+
+e2e:
+	$(GO) test -count=1 -timeout 30m ./e2e/...
+
+# Performance targets live here, never in timed tests. See README "Performance".
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./logtail ./sqlite
+	./bench/compare.sh
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./logtail
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin dist test-output

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/posthorn/posthorn/config"
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/logtail"
+	"github.com/posthorn/posthorn/sqlite"
+)
+
+// The store must satisfy what the log reader declares it needs.
+var _ logtail.Sink = (*sqlite.Store)(nil)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitConfig
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("posthorn stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == config.FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve follows the maillog into the store until ctx is done.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	tailer, err := newTailer(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer tailer.Source.Close()
+	err = tailer.Run(ctx)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, logtail.ErrClosed)) {
+		log.Info("shutting down", "lines", tailer.Summary().Lines)
+		return nil
+	}
+	if err == nil {
+		err = errors.New("log source ended")
+	}
+	return err
+}
+
+// newTailer restores the log reader where the last run committed it.
+func newTailer(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (*logtail.Tailer, error) {
+	m := cfg.Maillog
+	source := "journald"
+	if !m.Journald {
+		source = "file:" + filepath.Clean(m.Path)
+	}
+	cur, ok, err := store.Cursor(ctx, source)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := store.OpenMessages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	corr := logtail.NewCorrelator(logtail.CorrelatorOptions{
+		MessageTTL: time.Duration(m.MessageTTL),
+		Grace:      time.Duration(m.OutOfOrder),
+		Persist:    true,
+		OnUnknown: func(k event.MessageKey, pending int, why string) {
+			log.Warn("delivery outcome unknown", "host", k.Host, "queueid", k.QueueID, "recipients", pending, "why", why)
+		},
+	})
+	if err := corr.Restore(msgs); err != nil {
+		return nil, fmt.Errorf("%s: %w", store.Path(), err)
+	}
+
+	ref := time.Now()
+	var src logtail.Source
+	if m.Journald {
+		src, err = logtail.NewJournalSource(cur, logtail.JournalOptions{
+			Start: logtail.Start(m.Start), Units: m.JournaldUnits, Identifiers: m.JournaldIdentifiers, Logger: log,
+		})
+	} else {
+		if fi, serr := os.Stat(m.Path); serr == nil {
+			ref = fi.ModTime()
+		}
+		src, err = logtail.NewFileSource(m.Path, cur, logtail.FileOptions{Start: logtail.Start(m.Start), Logger: log})
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Info("following maillog", "source", source, "resume", ok, "offset", cur.Offset, "open_messages", len(msgs), "store", store.Path())
+	return &logtail.Tailer{
+		Source:     src,
+		Sink:       store,
+		Resolver:   logtail.NewResolver(m.Location(), ref, m.Year),
+		Correlator: corr,
+		BatchLines: m.BatchLines,
+		Log:        log,
+	}, nil
+}

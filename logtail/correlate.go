@@ -1,0 +1,632 @@
+package logtail
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/event"
+)
+
+// CorrelatorOptions tune the correlator. The zero value is usable.
+type CorrelatorOptions struct {
+	// MessageTTL bounds memory: a message that sees no line for this much
+	// log time without being "removed" (lost log lines, a message parked
+	// in the hold queue) is dropped and counted as "outcome unknown".
+	// Default 7 days: Postfix's maximal_queue_lifetime defaults to 5 days.
+	MessageTTL time.Duration
+	// Grace is how far lines may run out of order: a removed message stays
+	// known this long so late lines still find it. Default 10 s.
+	Grace time.Duration
+	// ReportNotifications reports the deliveries of Postfix's own bounce,
+	// delay and delivery-status notifications. Off by default: they are
+	// linked to the original message, not new mail from the user.
+	ReportNotifications bool
+	// Persist tracks changed messages for Flush; the store needs it, a
+	// one-shot `posthorn parse` does not.
+	Persist bool
+	// OnUnknown, if set, is told of each message dropped with recipients
+	// whose outcome the log never showed.
+	OnUnknown func(key event.MessageKey, pending int, why string)
+}
+
+// Stats counts what the correlator saw and did.
+type Stats struct {
+	Events   map[event.Type]int64
+	Rejects  int64 // SMTP-time and cleanup refusals (no delivery events)
+	Unknown  int64 // recipients whose outcome the log never showed
+	Verify   int64 // address-verification results (not deliveries)
+	Notified int64 // delivery lines of Postfix's own notifications, not reported
+}
+
+// Correlator follows messages by (host, queue ID) from their first line to
+// "removed" and turns delivery lines into per-recipient events, following
+// ARCHITECTURE.md's event table. It is not safe for concurrent use.
+type Correlator struct {
+	opts      CorrelatorOptions
+	open      map[event.MessageKey]*msgState
+	dirty     map[event.MessageKey]struct{}
+	closed    []event.MessageKey
+	out       []event.Event
+	stats     Stats
+	now       time.Time // newest log time seen
+	lastSweep time.Time
+	h         hash.Hash
+	sum       []byte
+}
+
+// msgState is one message lifetime. Exported fields are persisted (JSON
+// in event.Message.State) so that a restart resumes mid-message.
+type msgState struct {
+	key          event.MessageKey
+	MessageID    string    `json:",omitempty"`
+	ReturnPath   string    `json:",omitempty"`
+	ClientIP     string    `json:",omitempty"`
+	FirstSeen    time.Time `json:",omitzero"`
+	LastSeen     time.Time `json:",omitzero"`
+	QueuedAt     time.Time `json:",omitzero"` // first "queue active"
+	Notification bool      `json:",omitempty"` // Postfix's own NDN/DSN/delay notice
+	Parent       *link     `json:",omitempty"` // set when this message is a hand-off of another
+	Rcpts        []*rcpt   `json:",omitempty"` // in order of first sighting
+	RemovedAt    time.Time `json:",omitzero"` // closed; kept for Grace to catch late lines
+	progressed   bool      // has seen qmgr or delivery lines in this lifetime
+}
+
+// link ties a hand-off (content filter re-injection, alias forwarding) to
+// the message and recipient the sender submitted.
+type link struct {
+	QueueID    string
+	MessageID  string `json:",omitempty"`
+	ReturnPath string `json:",omitempty"`
+	ClientIP   string `json:",omitempty"`
+	To         string
+	OrigTo     string `json:",omitempty"`
+	Forward    bool   `json:",omitempty"` // alias expansion: the address changes
+}
+
+type rcpt struct {
+	To        string
+	OrigTo    string    `json:",omitempty"`
+	Queued    bool      `json:",omitempty"` // queued event emitted
+	Final     bool      `json:",omitempty"` // succeeded, failed, or handed off
+	Attempts  int       `json:",omitempty"`
+	LastDSN   string    `json:",omitempty"`
+	LastWhy   string    `json:",omitempty"`
+	LastRelay string    `json:",omitempty"`
+	LastIP    string    `json:",omitempty"`
+	LastAt    time.Time `json:",omitzero"`
+}
+
+// NewCorrelator returns an empty correlator.
+func NewCorrelator(o CorrelatorOptions) *Correlator {
+	if o.MessageTTL <= 0 {
+		o.MessageTTL = 7 * 24 * time.Hour
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	return &Correlator{
+		opts:  o,
+		open:  map[event.MessageKey]*msgState{},
+		dirty: map[event.MessageKey]struct{}{},
+		stats: Stats{Events: map[event.Type]int64{}},
+		h:     sha256.New(),
+	}
+}
+
+// Restore loads the open messages a previous run persisted.
+func (c *Correlator) Restore(msgs []event.Message) error {
+	for _, m := range msgs {
+		st := &msgState{}
+		if len(m.State) > 0 {
+			if err := json.Unmarshal(m.State, st); err != nil {
+				return &RestoreError{Key: m.MessageKey, Err: err}
+			}
+		}
+		st.key = m.MessageKey
+		st.MessageID, st.ReturnPath, st.ClientIP = m.MessageID, m.ReturnPath, m.ClientIP
+		st.FirstSeen, st.LastSeen = m.FirstSeen, m.LastSeen
+		st.progressed = !st.QueuedAt.IsZero() || len(st.Rcpts) > 0
+		c.open[m.MessageKey] = st
+		if m.LastSeen.After(c.now) {
+			c.now = m.LastSeen
+		}
+	}
+	c.lastSweep = c.now
+	return nil
+}
+
+// RestoreError names a persisted message whose state could not be read.
+type RestoreError struct {
+	Key event.MessageKey
+	Err error
+}
+
+func (e *RestoreError) Error() string {
+	return "restore message " + e.Key.Host + "/" + e.Key.QueueID + ": " + e.Err.Error()
+}
+
+func (e *RestoreError) Unwrap() error { return e.Err }
+
+// Newest is the newest log time seen (restored or fed).
+func (c *Correlator) Newest() time.Time { return c.now }
+
+// Stats returns the counters so far.
+func (c *Correlator) Stats() Stats { return c.stats }
+
+// Open is the number of messages currently followed (not yet removed).
+func (c *Correlator) Open() int {
+	n := 0
+	for _, st := range c.open {
+		if st.RemovedAt.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// Feed takes one parsed line, resolved to time t, and returns the events it
+// produced. The returned slice is reused by the next call. raw is the line
+// as read; it goes into the event ids, so the same input gives the same ids.
+func (c *Correlator) Feed(r *Record, t time.Time, raw string) []event.Event {
+	c.out = c.out[:0]
+	if t.After(c.now) {
+		c.now = t
+	}
+	switch r.Kind {
+	case KindClient:
+		st := c.begin(r, t)
+		st.ClientIP = strings.Clone(r.ClientIP)
+	case KindPickup:
+		st := c.begin(r, t)
+		st.ReturnPath = strings.Clone(r.From)
+	case KindMessageID:
+		st := c.lookup(r, t, true)
+		st.MessageID = strings.Clone(r.MessageID)
+		if isNotificationID(st.MessageID, st.key.QueueID) && st.ReturnPath == "" {
+			st.Notification = true
+		}
+	case KindQueueActive:
+		st := c.lookup(r, t, false)
+		st.ReturnPath = strings.Clone(r.From)
+		if st.QueuedAt.IsZero() {
+			st.QueuedAt = t
+		}
+		st.progressed = true
+		if st.ReturnPath == "" && isNotificationID(st.MessageID, st.key.QueueID) {
+			st.Notification = true
+		}
+	case KindDelivery:
+		c.delivery(r, t, raw)
+	case KindExpired:
+		c.expired(r, t, raw)
+	case KindNotification:
+		if r.NewQueue != "" {
+			st := c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.NewQueue}, t, true)
+			st.Notification = true
+			c.touch(st, t)
+		}
+		if st := c.find(r.Host, r.QueueID); st != nil {
+			c.touch(st, t)
+		}
+	case KindRemoved:
+		if st := c.find(r.Host, r.QueueID); st != nil && st.RemovedAt.IsZero() {
+			c.touch(st, t)
+			c.remove(st, t, "removed")
+		}
+	case KindReject:
+		c.stats.Rejects++
+		// A cleanup refusal at END-OF-MESSAGE ends a message that was given a
+		// queue ID: no qmgr or "removed" line follows. A hold parks it.
+		if r.QueueID != "" && r.Action != "milter-hold" {
+			if st := c.find(r.Host, r.QueueID); st != nil && st.RemovedAt.IsZero() {
+				c.touch(st, t)
+				c.remove(st, t, r.Action)
+			}
+		}
+	}
+	c.sweep()
+	return c.out
+}
+
+// begin starts a new lifetime for the queue ID of a line that only a new
+// message logs (smtpd client=, pickup uid=). Short queue IDs are recycled
+// (Postfix mail_queue.c), so an older state under the same key is closed.
+func (c *Correlator) begin(r *Record, t time.Time) *msgState {
+	key := event.MessageKey{Host: r.Host, QueueID: r.QueueID}
+	if st, ok := c.open[key]; ok {
+		switch {
+		case !st.RemovedAt.IsZero():
+			c.drop(st)
+		case st.progressed:
+			// Its "removed" line never came (lost to syslog rate limits).
+			c.unknown(st, "queue ID reused before removed")
+			c.drop(st)
+		default:
+			// Known only from a hand-off or notification line logged first.
+			c.touch(st, t)
+			return st
+		}
+	}
+	return c.create(key, t)
+}
+
+func (c *Correlator) lookup(r *Record, t time.Time, starts bool) *msgState {
+	return c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.QueueID}, t, starts)
+}
+
+// lookupKey finds the open message for key, or creates it. A removed
+// message is still found within Grace unless the line is one that starts a
+// lifetime (starts).
+func (c *Correlator) lookupKey(key event.MessageKey, t time.Time, starts bool) *msgState {
+	if st, ok := c.open[key]; ok {
+		if st.RemovedAt.IsZero() || (!starts && t.Sub(st.RemovedAt) <= c.opts.Grace) {
+			c.touch(st, t)
+			return st
+		}
+		c.drop(st)
+	}
+	return c.create(key, t)
+}
+
+// find returns the open (or recently removed) message for a line that
+// must not create one.
+func (c *Correlator) find(host, qid string) *msgState {
+	if qid == "" {
+		return nil
+	}
+	return c.open[event.MessageKey{Host: host, QueueID: qid}]
+}
+
+func (c *Correlator) create(key event.MessageKey, t time.Time) *msgState {
+	key.Host, key.QueueID = strings.Clone(key.Host), strings.Clone(key.QueueID)
+	st := &msgState{key: key, FirstSeen: t, LastSeen: t}
+	c.open[key] = st
+	c.mark(st)
+	return st
+}
+
+func (c *Correlator) touch(st *msgState, t time.Time) {
+	if t.After(st.LastSeen) {
+		st.LastSeen = t
+	}
+	c.mark(st)
+}
+
+func (c *Correlator) mark(st *msgState) {
+	if c.opts.Persist {
+		c.dirty[st.key] = struct{}{}
+	}
+}
+
+// remove closes a message: it stays findable for Grace, then is dropped.
+// Recipients still pending then were deleted by the administrator
+// (postsuper -d) or refused with the whole message at END-OF-MESSAGE; the
+// log says nothing more of them.
+func (c *Correlator) remove(st *msgState, t time.Time, why string) {
+	st.RemovedAt = t
+	if why != "removed" {
+		c.unknown(st, why)
+	} else {
+		c.unknown(st, "removed without a final status")
+	}
+	c.mark(st)
+}
+
+func (c *Correlator) drop(st *msgState) {
+	delete(c.open, st.key)
+	if c.opts.Persist {
+		delete(c.dirty, st.key)
+		c.closed = append(c.closed, st.key)
+	}
+}
+
+func (c *Correlator) unknown(st *msgState, why string) {
+	n := st.pending()
+	if n == 0 {
+		return
+	}
+	c.stats.Unknown += int64(n)
+	if c.opts.OnUnknown != nil {
+		c.opts.OnUnknown(st.key, n, why)
+	}
+}
+
+// pending counts recipients seen without a final outcome.
+func (st *msgState) pending() int {
+	n := 0
+	for _, r := range st.Rcpts {
+		if !r.Final {
+			n++
+		}
+	}
+	return n
+}
+
+// sweep drops removed messages after Grace and silent ones after
+// MessageTTL, at most once a minute of log time.
+func (c *Correlator) sweep() {
+	if c.now.Sub(c.lastSweep) < time.Minute {
+		return
+	}
+	c.lastSweep = c.now
+	var gone []*msgState
+	for _, st := range c.open {
+		switch {
+		case !st.RemovedAt.IsZero() && c.now.Sub(st.RemovedAt) > c.opts.Grace:
+			gone = append(gone, st)
+		case st.RemovedAt.IsZero() && c.now.Sub(st.LastSeen) > c.opts.MessageTTL:
+			gone = append(gone, st)
+		}
+	}
+	// Map order is random; keep the closed list and callbacks deterministic.
+	slices.SortFunc(gone, func(a, b *msgState) int {
+		if d := a.LastSeen.Compare(b.LastSeen); d != 0 {
+			return d
+		}
+		return strings.Compare(a.key.QueueID, b.key.QueueID)
+	})
+	for _, st := range gone {
+		if st.RemovedAt.IsZero() {
+			c.unknown(st, "no line for "+c.opts.MessageTTL.String())
+		}
+		c.drop(st)
+	}
+}
+
+// Flush returns the messages changed and closed since the last Flush, for
+// the store to commit with the events and the cursor.
+func (c *Correlator) Flush() (upsert []event.Message, closed []event.MessageKey) {
+	for k := range c.dirty {
+		st := c.open[k]
+		state, err := json.Marshal(st)
+		if err != nil {
+			// msgState holds only strings, bools, ints and times.
+			panic("logtail: marshal message state: " + err.Error())
+		}
+		upsert = append(upsert, event.Message{
+			MessageKey: k, MessageID: st.MessageID, ReturnPath: st.ReturnPath, ClientIP: st.ClientIP,
+			FirstSeen: st.FirstSeen, LastSeen: st.LastSeen, State: state,
+		})
+	}
+	clear(c.dirty)
+	// A key closed and reused within one batch is only an upsert: the new
+	// lifetime replaces the old row.
+	for _, k := range c.closed {
+		if _, reopened := c.open[k]; !reopened {
+			closed = append(closed, k)
+		}
+	}
+	c.closed = c.closed[:0]
+	slices.SortFunc(upsert, func(a, b event.Message) int { return strings.Compare(a.QueueID, b.QueueID) })
+	return upsert, closed
+}
+
+func (st *msgState) rcpt(to, origTo string) *rcpt {
+	for _, r := range st.Rcpts {
+		if r.To == to && r.OrigTo == origTo {
+			return r
+		}
+	}
+	r := &rcpt{To: strings.Clone(to), OrigTo: strings.Clone(origTo)}
+	st.Rcpts = append(st.Rcpts, r)
+	return r
+}
+
+func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
+	st := c.lookup(r, t, false)
+	st.progressed = true
+	var typ event.Type
+	switch r.Status {
+	case "sent":
+		typ = event.Succeeded
+	case "deferred", "SOFTBOUNCE":
+		// SOFTBOUNCE: soft_bounce=yes turned a 5xx into a deferral.
+		typ = event.Deferred
+	case "bounced":
+		typ = event.Failed
+	case "deliverable", "undeliverable", "undeliverable-but-not-cached":
+		// Address verification probes (ADDRESS_VERIFICATION_README), not mail.
+		c.stats.Verify++
+		return
+	default:
+		return
+	}
+	rc := st.rcpt(r.To, r.OrigTo)
+	if rc.Final && typ == event.Deferred {
+		return
+	}
+	if typ == event.Succeeded && r.HandOff != "" && c.isHandOff(r) {
+		// A content filter re-injected the message, or local(8) expanded an
+		// alias: the new queue ID carries on, and its final hop is what the
+		// sender wants to hear about.
+		rc.Final = true
+		if !rc.Queued && st.Parent == nil && !st.Notification {
+			c.emitQueued(st, rc)
+			rc.Queued = true
+		}
+		child := c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.HandOff}, t, false)
+		to, orig := r.To, r.OrigTo
+		if st.Parent != nil {
+			to, orig = st.Parent.To, st.Parent.OrigTo
+		}
+		l := st.facts()
+		l.QueueID, l.To, l.OrigTo, l.Forward = st.key.QueueID, strings.Clone(to), strings.Clone(orig), r.Forward
+		child.Parent = &l
+		child.Notification = child.Notification || st.Notification
+		return
+	}
+	if st.Notification && !c.opts.ReportNotifications {
+		c.stats.Notified++
+		if typ != event.Deferred {
+			rc.Final = true
+		}
+		return
+	}
+	rc.Attempts++
+	rc.LastDSN, rc.LastWhy, rc.LastRelay, rc.LastIP, rc.LastAt = strings.Clone(r.DSN), strings.Clone(r.Reason), strings.Clone(r.Relay), strings.Clone(r.RelayIP), t
+	if !rc.Queued && st.Parent == nil {
+		c.emitQueued(st, rc)
+	}
+	rc.Queued = true
+	ev := c.base(st, rc, typ, t, raw)
+	ev.Relay, ev.DSN, ev.Reason, ev.Delay, ev.SenderIP = r.Relay, r.DSN, r.Reason, r.Delay, r.RelayIP
+	c.emit(ev)
+	if typ == event.Failed {
+		rc.Final = true
+		ev.Type = event.Bounced
+		ev.Class = Classify(r.DSN, r.Reason)
+		if st.Parent != nil && st.Parent.Forward && ev.Class != event.ClassUnknownHost {
+			// The alias target failed, not the address the sender used.
+			ev.Class = event.ClassForwarding
+		}
+		c.emit(ev)
+	} else if typ == event.Succeeded {
+		rc.Final = true
+	}
+}
+
+// isHandOff tells a re-injection into this same Postfix from a remote
+// server that merely said "queued as": the new queue ID is ours when we
+// have already seen it (the filter's smtpd logs client= before it answers),
+// when local(8) forwarded, or when the relay is on loopback.
+func (c *Correlator) isHandOff(r *Record) bool {
+	if r.Forward {
+		return true
+	}
+	if st := c.find(r.Host, r.HandOff); st != nil && st.RemovedAt.IsZero() {
+		return true
+	}
+	if ip, err := netip.ParseAddr(r.RelayIP); err == nil && ip.IsLoopback() {
+		return true
+	}
+	return false
+}
+
+func (c *Correlator) expired(r *Record, t time.Time, raw string) {
+	st := c.lookup(r, t, false)
+	st.progressed = true
+	if st.ReturnPath == "" {
+		st.ReturnPath = strings.Clone(r.From)
+	}
+	if st.Notification && !c.opts.ReportNotifications {
+		return
+	}
+	// qmgr logs expiry once per message (qmgr_active.c), without
+	// recipients: every recipient still without an outcome has failed.
+	for _, rc := range st.Rcpts {
+		if rc.Final {
+			continue
+		}
+		rc.Final = true
+		ev := c.base(st, rc, event.Failed, t, raw)
+		ev.Relay, ev.SenderIP = rc.LastRelay, rc.LastIP
+		ev.DSN = rc.LastDSN
+		if strings.HasPrefix(ev.DSN, "4.") {
+			// The notification reports the last temporary error as permanent.
+			ev.DSN = "5." + ev.DSN[2:]
+		}
+		ev.Reason = rc.LastWhy
+		if ev.Reason == "" {
+			ev.Reason = "message expired: " + r.Status
+		}
+		if !st.QueuedAt.IsZero() {
+			ev.Delay = formatDelay(t.Sub(st.QueuedAt))
+		}
+		c.emit(ev)
+		ev.Type, ev.Class = event.Bounced, event.ClassTimeout
+		c.emit(ev)
+	}
+}
+
+func (c *Correlator) emitQueued(st *msgState, rc *rcpt) {
+	at := st.QueuedAt
+	if at.IsZero() {
+		at = st.FirstSeen
+	}
+	ev := c.base(st, rc, event.Queued, at, "")
+	ev.SourceIP = st.ClientIP
+	ev.Attempt = 0
+	c.emit(ev)
+}
+
+// facts are the message-level facts a hand-off inherits.
+func (st *msgState) facts() link {
+	if st.Parent != nil {
+		l := *st.Parent
+		if l.MessageID == "" {
+			l.MessageID = st.MessageID
+		}
+		return l
+	}
+	return link{MessageID: st.MessageID, ReturnPath: st.ReturnPath, ClientIP: st.ClientIP}
+}
+
+func (c *Correlator) base(st *msgState, rc *rcpt, typ event.Type, t time.Time, raw string) event.Event {
+	ev := event.Event{
+		Type: typ, Time: t, Host: st.key.Host, QueueID: st.key.QueueID,
+		MessageID: st.MessageID, ReturnPath: st.ReturnPath,
+		To: rc.To, OrigTo: rc.OrigTo, Attempt: rc.Attempts,
+	}
+	if p := st.Parent; p != nil {
+		if p.MessageID != "" {
+			ev.MessageID = p.MessageID
+		}
+		if ev.ReturnPath == "" {
+			ev.ReturnPath = p.ReturnPath
+		}
+		if ev.OrigTo == "" && !strings.EqualFold(p.To, rc.To) {
+			ev.OrigTo = p.To
+		}
+		if p.OrigTo != "" {
+			ev.OrigTo = p.OrigTo
+		}
+	}
+	ev.ID = c.id(&ev, raw)
+	return ev
+}
+
+// id derives the event id from what the event is and the log line that
+// produced it: the same input always gives the same id, and a line read
+// twice after a crash gives a duplicate the store ignores.
+func (c *Correlator) id(ev *event.Event, raw string) string {
+	c.h.Reset()
+	var buf [20]byte
+	for _, s := range [...]string{string(ev.Type), ev.Host, ev.QueueID, ev.To, ev.OrigTo, raw} {
+		c.h.Write([]byte(s))
+		c.h.Write([]byte{0})
+	}
+	c.h.Write(strconv.AppendInt(buf[:0], ev.Time.UnixNano(), 10))
+	c.sum = c.h.Sum(c.sum[:0])
+	return hex.EncodeToString(c.sum[:16])
+}
+
+func (c *Correlator) emit(ev event.Event) {
+	if ev.Type == event.Bounced {
+		// Bounced shares its line with Failed; its own type keeps ids apart.
+		ev.ID = c.id(&ev, ev.ID)
+	}
+	c.stats.Events[ev.Type]++
+	c.out = append(c.out, ev)
+}
+
+// isNotificationID recognises the Message-ID Postfix's bounce(8) gives its
+// notifications: <YYYYMMDDhhmmss.QUEUEID@myhostname>.
+func isNotificationID(mid, qid string) bool {
+	i := strings.Index(mid, "."+qid+"@")
+	return i == len("<20060102150405") && strings.HasPrefix(mid, "<")
+}
+
+func formatDelay(d time.Duration) string {
+	s := d.Seconds()
+	if s >= 10 {
+		return strconv.FormatFloat(s, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(s, 'f', 2, 64)
+}
