@@ -162,11 +162,13 @@ type Batch struct {
 }
 
 // Query selects stored events for reading: the UI's log, summaries, tests.
-// Results come oldest first, ordered by Time and then ID.
+// Results come oldest first, ordered by Time and then ID. To page, pass the
+// Time and ID of the last event of one page as AfterTime and AfterID.
 type Query struct {
-	Since   time.Time // inclusive lower bound on Time; zero: none
-	Until   time.Time // exclusive upper bound on Time; zero: none
-	Types   []Type    // only these types; empty: all
-	AfterID string    // paging: only events after this one in (Time, ID) order
-	Limit   int       // at most this many; 0: no limit
+	Since     time.Time // inclusive lower bound on Time; zero: none
+	Until     time.Time // exclusive upper bound on Time; zero: none
+	Types     []Type    // only these types; empty: all
+	AfterTime time.Time // paging: only events after (AfterTime, AfterID)
+	AfterID   string    // in (Time, ID) order; used when AfterTime is set
+	Limit     int       // at most this many; 0: no limit
 }
