@@ -43,7 +43,7 @@ type Dispatcher struct {
 
 	// Owned by the forming goroutine.
 	batcher *Batcher
-	after   map[string]string // family → id of the last event read
+	after   map[string]string // family → store position of the last event read
 
 	// Owned by the delivering goroutine.
 	poster   *Poster
@@ -166,7 +166,7 @@ func (d *Dispatcher) Form(ctx context.Context) (time.Time, error) {
 	chunk := max(s.MaxEvents, minRead)
 	for _, fam := range families {
 		for {
-			evs, err := d.o.Outbox.Unbatched(ctx, fam, d.after[fam], chunk)
+			evs, pos, err := d.o.Outbox.Unbatched(ctx, fam, d.after[fam], chunk)
 			if err != nil {
 				return time.Time{}, fmt.Errorf("form batches: %w", err)
 			}
@@ -179,7 +179,7 @@ func (d *Dispatcher) Form(ctx context.Context) (time.Time, error) {
 				clear(d.after)
 				return time.Time{}, err
 			}
-			d.after[fam] = evs[len(evs)-1].ID
+			d.after[fam] = pos
 			if len(evs) < chunk {
 				break
 			}
@@ -199,16 +199,16 @@ func (d *Dispatcher) Form(ctx context.Context) (time.Time, error) {
 }
 
 func (d *Dispatcher) add(ctx context.Context, s settings.EventWebhook, now time.Time, fam string, evs []event.Event) error {
-	var skip []string
+	var skip []event.Event
 	for _, e := range evs {
 		if !s.Posts(e.Type.Family()) || !e.Type.Valid() {
-			skip = append(skip, e.ID)
+			skip = append(skip, e)
 			continue
 		}
 		b, closed, err := d.batcher.Add(now, e)
 		if err != nil {
 			d.o.Logger.Warn("event not posted", "event", e.ID, "err", err)
-			skip = append(skip, e.ID)
+			skip = append(skip, e)
 			continue
 		}
 		if closed {
@@ -232,14 +232,10 @@ func (d *Dispatcher) freeze(ctx context.Context, s settings.EventWebhook, now ti
 	if err != nil {
 		return fmt.Errorf("freeze %s: %w", b.ID, err)
 	}
-	ids := make([]string, len(b.Events))
-	for i := range b.Events {
-		ids[i] = b.Events[i].ID
-	}
-	if err := d.o.Outbox.Freeze(ctx, b.ID, b.Family, ids, ct, body, now); err != nil {
+	if err := d.o.Outbox.Freeze(ctx, b.ID, b.Family, b.Events, ct, body, now); err != nil {
 		return fmt.Errorf("freeze %s: %w", b.ID, err)
 	}
-	d.o.Logger.Debug("batch queued", "batch", b.ID, "type", b.Family, "events", len(ids), "bytes", len(body))
+	d.o.Logger.Debug("batch queued", "batch", b.ID, "type", b.Family, "events", len(b.Events), "bytes", len(body))
 	signal(d.frozen)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -63,38 +64,39 @@ func (m *memOutbox) store(evs ...event.Event) {
 	m.events = append(m.events, evs...)
 }
 
-func (m *memOutbox) Unbatched(_ context.Context, family, afterID string, limit int) ([]event.Event, error) {
+// Unbatched uses the index in m.events as its position.
+func (m *memOutbox) Unbatched(_ context.Context, family, after string, limit int) ([]event.Event, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.failOn == "Unbatched" {
-		return nil, errInjected
-	}
 	start := 0
-	if afterID != "" {
-		start = slices.IndexFunc(m.events, func(e event.Event) bool { return e.ID == afterID }) + 1
+	if after != "" {
+		n, err := strconv.Atoi(after)
+		if err != nil {
+			return nil, "", err
+		}
+		start = n + 1
 	}
 	var out []event.Event
-	for _, e := range m.events[start:] {
-		if len(out) == limit {
-			break
-		}
-		if _, done := m.batchOf[e.ID]; !done && e.Type.Family() == family {
+	pos := after
+	for i := start; i < len(m.events) && len(out) < limit; i++ {
+		if e := m.events[i]; m.batchOf[e.ID] == "" && e.Type.Family() == family {
 			out = append(out, e)
+			pos = strconv.Itoa(i)
 		}
 	}
-	return out, nil
+	return out, pos, nil
 }
 
-func (m *memOutbox) Skip(_ context.Context, ids []string) error {
+func (m *memOutbox) Skip(_ context.Context, evs []event.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, id := range ids {
-		m.batchOf[id] = "skipped"
+	for _, e := range evs {
+		m.batchOf[e.ID] = "skipped"
 	}
 	return nil
 }
 
-func (m *memOutbox) Freeze(_ context.Context, id, family string, ids []string, ct string, body []byte, due time.Time) error {
+func (m *memOutbox) Freeze(_ context.Context, id, family string, evs []event.Event, ct string, body []byte, due time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.failOn == "Freeze" {
@@ -103,10 +105,12 @@ func (m *memOutbox) Freeze(_ context.Context, id, family string, ids []string, c
 	if _, ok := m.batches[id]; ok {
 		return nil
 	}
-	m.batches[id] = &memBatch{id: id, family: family, ct: ct, body: bytes.Clone(body), events: slices.Clone(ids), state: StateQueued, next: due}
-	for _, e := range ids {
-		m.batchOf[e] = id
+	b := &memBatch{id: id, family: family, ct: ct, body: bytes.Clone(body), state: StateQueued, next: due}
+	for _, e := range evs {
+		b.events = append(b.events, e.ID)
+		m.batchOf[e.ID] = id
 	}
+	m.batches[id] = b
 	return nil
 }
 

@@ -26,8 +26,8 @@ import (
 //	lease_until       INTEGER NULL      set while an attempt is in flight
 //	last_status, last_reason, endpoint  of the newest attempt, for the log screen
 //
-// plus each event's batch_id (NULL until frozen; a marker for skipped
-// events), and one row per attempt (batch_id, attempt, time, endpoint,
+// plus, per event and webhook, its batch_id (NULL until frozen; a marker
+// for skipped events), and one row per attempt (batch_id, attempt, time, endpoint,
 // state, HTTP status, reason, first 512 bytes of the answer), which is
 // the detail the log screen shows. Index (state, next_attempt_at). Times
 // are stored in UTC.
@@ -43,22 +43,25 @@ import (
 type Outbox interface {
 	// Unbatched returns up to limit stored events of the family that
 	// belong to no batch and were not skipped, in the order they were
-	// stored, starting after the event whose id is afterID ("" means from
-	// the oldest). The dispatcher passes the id of the last event it read,
-	// so it reads each event once while it runs, and everything unfrozen
-	// again after a restart.
-	Unbatched(ctx context.Context, family string, afterID string, limit int) ([]event.Event, error)
+	// stored, starting after the position `after` ("" means from the
+	// oldest), and the position after the last event returned. Positions
+	// are the store's own opaque strings (an outbox row id, say). The
+	// dispatcher passes back the last position it got, so it reads each
+	// event once while it runs, and everything unfrozen again after a
+	// restart.
+	Unbatched(ctx context.Context, family string, after string, limit int) (evs []event.Event, next string, err error)
 
 	// Skip marks events as never to be posted: their family was switched
 	// off when they were read, so switching it on later does not post the
-	// backlog.
-	Skip(ctx context.Context, eventIDs []string) error
+	// backlog. Events are passed whole so the store can find them by its
+	// (time, id) key.
+	Skip(ctx context.Context, evs []event.Event) error
 
 	// Freeze stores a closed batch and assigns its events to it, in one
 	// transaction, with state queued, attempts 0 and next_attempt_at due.
 	// Freezing a batch_id that exists already changes nothing and returns
 	// nil.
-	Freeze(ctx context.Context, batchID, family string, eventIDs []string, contentType string, body []byte, due time.Time) error
+	Freeze(ctx context.Context, batchID, family string, evs []event.Event, contentType string, body []byte, due time.Time) error
 
 	// ClaimDue leases, in one short transaction, up to limit batches in
 	// state queued or deferred whose next_attempt_at is at or before now
