@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 )
 
@@ -543,3 +544,56 @@ func TestSignKnownVector(t *testing.T) {
 }
 
 const signVector = "sv5zwd+fsniUoQd246cITAYw6LCMjCC4ltmmCL42w4Q="
+
+// WIRE.md §1: TLS 1.2 or newer. A server that stops at TLS 1.1 is refused
+// (a temporary failure: the receiver can be upgraded within the period).
+func TestPostRefusesOldTLS(t *testing.T) {
+	h, _ := recorder(200, nil)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	p, err := NewPoster(PosterOptions{Version: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.transport.TLSClientConfig.RootCAs = srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	res := p.Post(context.Background(), NewRequest(baseSettings(srv.URL), "batch_tls", 1, ContentTypeJSON, []byte("{}")))
+	if res.Outcome != Retry || res.Kind != KindTLS {
+		t.Errorf("result %+v, want a TLS failure", res)
+	}
+	t.Logf("reason: %s", res.Reason)
+}
+
+// BenchmarkPost measures one signed attempt of a 1,000-event batch over a
+// kept-alive loopback TLS connection, the receiver reading the whole body.
+func BenchmarkPost(b *testing.B) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	p, err := NewPoster(PosterOptions{Version: "1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p.transport.TLSClientConfig.RootCAs = srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	s := baseSettings(srv.URL)
+	s.JSON = true
+	evs := make([]event.Event, 1000)
+	for i := range evs {
+		evs[i] = fixtures[settings.Deliveries][i%4]
+		evs[i].ID = fmt.Sprint("ev-", i)
+	}
+	ct, body, err := Encode(s, "mail.example.com", settings.Deliveries, evs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if res := p.Post(context.Background(), NewRequest(s, "batch_bench", 1, ct, body)); res.Outcome != Success {
+			b.Fatal(res.Reason)
+		}
+	}
+	b.ReportMetric(float64(len(evs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
