@@ -350,9 +350,12 @@ func (st *msgState) pending() int {
 }
 
 // sweep drops removed messages after Grace and silent ones after
-// MessageTTL, at most once a minute of log time.
+// MessageTTL, once per minute of log time.
 func (c *Correlator) sweep() {
-	if c.now.Sub(c.lastSweep) < time.Minute {
+	// Sweep when log time enters a new minute: the phase depends only on
+	// log time, so a restarted reader sweeps exactly when an uninterrupted
+	// one would.
+	if !c.now.Truncate(time.Minute).After(c.lastSweep.Truncate(time.Minute)) {
 		return
 	}
 	c.lastSweep = c.now

@@ -45,7 +45,8 @@ type Tailer struct {
 // Summary returns the counts so far.
 func (t *Tailer) Summary() Summary { return t.sum }
 
-// Run reads until the source ends (nil) or ctx is done (ctx.Err()).
+// Run reads until the source ends (nil) or ctx is done (ctx.Err(), after
+// committing what was read).
 func (t *Tailer) Run(ctx context.Context) error {
 	max := t.BatchLines
 	if max <= 0 {
@@ -75,13 +76,18 @@ func (t *Tailer) Run(ctx context.Context) error {
 			}
 			b := event.Batch{Events: events, Cursor: buf[len(buf)-1].Cursor}
 			b.Upsert, b.Close = t.Correlator.Flush()
-			if cerr := t.Sink.Commit(ctx, b); cerr != nil {
+			// A batch read is committed even when shutdown has begun: the
+			// lines are processed, and committing them saves reading them
+			// again.
+			if cerr := t.Sink.Commit(context.WithoutCancel(ctx), b); cerr != nil {
 				return cerr
 			}
 		}
 		switch {
 		case errors.Is(err, io.EOF):
 			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
 		case err != nil:
 			return err
 		}

@@ -62,11 +62,14 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	tailer, err := newTailer(ctx, cfg, store, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	defer tailer.Source.Close()
 	err = tailer.Run(ctx)
-	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, logtail.ErrClosed)) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.Info("shutting down", "lines", tailer.Summary().Lines)
 		return nil
 	}
