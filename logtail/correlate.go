@@ -70,11 +70,11 @@ type msgState struct {
 	ClientIP     string    `json:",omitempty"`
 	FirstSeen    time.Time `json:",omitzero"`
 	LastSeen     time.Time `json:",omitzero"`
-	QueuedAt     time.Time `json:",omitzero"` // first "queue active"
+	QueuedAt     time.Time `json:",omitzero"`  // first "queue active"
 	Notification bool      `json:",omitempty"` // Postfix's own NDN/DSN/delay notice
 	Parent       *link     `json:",omitempty"` // set when this message is a hand-off of another
 	Rcpts        []*rcpt   `json:",omitempty"` // in order of first sighting
-	RemovedAt    time.Time `json:",omitzero"` // closed; kept for Grace to catch late lines
+	RemovedAt    time.Time `json:",omitzero"`  // closed; kept for Grace to catch late lines
 	progressed   bool      // has seen qmgr or delivery lines in this lifetime
 }
 
