@@ -1,0 +1,192 @@
+// Package config reads the daemon's configuration file, posthorn.toml.
+//
+// The file holds what an administrator sets once per host: names, paths and
+// where the mail log comes from. Webhook settings live in the database, not
+// here. Every field's doc comment is user documentation: Doc returns it as a
+// table (generated from this file by TestDocTable), which `posthorn help
+// config` and posthorn.toml.example are built from.
+//
+// Only cmd/posthorn imports this package; it translates a Config into the
+// Options of the packages it wires together.
+package config
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	// The maillog timezone is validated here and used by the log parser; with
+	// the embedded database a zone name works even on hosts (or containers)
+	// without /usr/share/zoneinfo.
+	_ "time/tzdata"
+)
+
+// DefaultPath is where the daemon looks for its config file unless told
+// otherwise. Packagers may change it at link time:
+//
+//	go build -ldflags "-X github.com/posthorn/posthorn/config.DefaultPath=/usr/local/etc/posthorn/posthorn.toml"
+var DefaultPath = "/etc/posthorn/posthorn.toml"
+
+// Values of Maillog.Start.
+const (
+	StartBegin = "begin"
+	StartEnd   = "end"
+)
+
+// Values of Log.Format.
+const (
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Config is the content of posthorn.toml after defaults are applied and the
+// values are validated.
+type Config struct {
+	// Name of this mail server, reported as the host of every logged event
+	// and webhook attempt. Empty means the system host name, in full (as
+	// the hostname command prints it).
+	Hostname string `toml:"hostname"`
+
+	// The server configuration name sent as server_composition in every
+	// webhook payload, so that a receiver can tell senders apart. Empty
+	// means the value of hostname.
+	ServerComposition string `toml:"server_composition"`
+
+	// For development only: allow webhook endpoints with http:// URLs.
+	// Payloads, API keys and passwords then cross the network unencrypted.
+	AllowInsecureHTTP bool `toml:"allow_insecure_http"`
+
+	// Where posthorn keeps its data.
+	Store Store `toml:"store"`
+
+	// Where the Postfix mail log is read from, and how it is interpreted.
+	Maillog Maillog `toml:"maillog"`
+
+	// Posthorn's own diagnostic log, written to standard error (the
+	// systemd journal when run as a service).
+	Log Log `toml:"log"`
+}
+
+// Store is the [store] table.
+type Store struct {
+	// The SQLite database holding the spool, the logs and the webhook
+	// settings. An absolute path; the directory must be writable by
+	// posthorn, which also creates the -wal and -shm files next to it.
+	Path string `toml:"path"`
+}
+
+// Maillog is the [maillog] table.
+type Maillog struct {
+	// The mail log file to follow, as an absolute path. Rotation by renaming
+	// or truncating the file is followed. Leave it unset when journald is
+	// true.
+	Path string `toml:"path"`
+
+	// Read the log from the systemd journal (by running journalctl) instead
+	// of a file. Cannot be combined with an explicit path.
+	Journald bool `toml:"journald"`
+
+	// With journald: read only entries of these systemd units, e.g.
+	// ["postfix@-.service"]. Empty means all entries of the mail syslog
+	// facility.
+	JournaldUnits []string `toml:"journald_units"`
+
+	// With journald: read only entries with these syslog identifiers, e.g.
+	// ["postfix/smtp", "postfix/qmgr"]. Empty means no such filter.
+	JournaldIdentifiers []string `toml:"journald_identifiers"`
+
+	// Where to start reading on the very first run, when no position has
+	// been stored yet: "begin" processes the whole existing log, "end" only
+	// what is written from now on. Later runs always resume where the last
+	// one stopped.
+	Start string `toml:"start"`
+
+	// IANA time zone name (e.g. "Europe/Berlin") of log time stamps that
+	// carry no UTC offset, as in traditional syslog files. Empty means the
+	// system's local time zone.
+	Timezone string `toml:"timezone"`
+
+	// The year of time stamps that carry none (traditional syslog), from
+	// 1970 to 9999. 0 infers it from the current date, which is right
+	// unless old logs are replayed.
+	Year int `toml:"year"`
+
+	// How long the state of a queue ID is kept when Postfix never logs its
+	// "removed" line, measured in log time. From 1h to 30d.
+	MessageTTL Duration `toml:"message_ttl"`
+
+	// How far a log line may be older than an earlier one and still be
+	// ordered correctly, for logs merged from several processes. From 0 to
+	// 5m.
+	OutOfOrder Duration `toml:"out_of_order"`
+
+	// The most log lines processed in one database transaction. Larger
+	// batches catch up faster after a backlog; smaller ones keep each
+	// write short. From 1 to 100000.
+	BatchLines int `toml:"batch_lines"`
+
+	location *time.Location
+}
+
+// Location returns the zone of log time stamps without an offset: the zone
+// named by Timezone, or time.Local.
+func (m *Maillog) Location() *time.Location {
+	if m.location == nil {
+		return time.Local
+	}
+	return m.location
+}
+
+// Log is the [log] table.
+type Log struct {
+	// Line format: "text" (key=value pairs) or "json" (one object per
+	// line).
+	Format string `toml:"format"`
+
+	// The least severe messages written: "debug", "info", "warn" or
+	// "error".
+	Level string `toml:"level"`
+}
+
+// defaults is the configuration before a file is applied. Hostname and
+// ServerComposition stay empty: they are filled in after decoding, because
+// server_composition defaults to the hostname that the file may set.
+func defaults() Config {
+	return Config{
+		Store: Store{Path: "/var/lib/posthorn/posthorn.db"},
+		Maillog: Maillog{
+			Path:                "/var/log/mail.log",
+			JournaldUnits:       []string{},
+			JournaldIdentifiers: []string{},
+			Start:               StartEnd,
+			MessageTTL:          Duration(7 * 24 * time.Hour),
+			OutOfOrder:          Duration(10 * time.Second),
+			BatchLines:          5000,
+		},
+		Log: Log{Format: FormatText, Level: "info"},
+	}
+}
+
+// Default returns the configuration used when the file sets nothing. If the
+// system host name cannot be read, Hostname and ServerComposition are empty;
+// Load reports that as an error.
+func Default() *Config {
+	c := defaults()
+	_ = c.fillHostnames()
+	return &c
+}
+
+// fillHostnames applies the defaults of hostname and server_composition.
+func (c *Config) fillHostnames() error {
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("read system host name: %w", err)
+		}
+		c.Hostname = h
+	}
+	if c.ServerComposition == "" {
+		c.ServerComposition = c.Hostname
+	}
+	return nil
+}
