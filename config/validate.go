@@ -1,0 +1,124 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// validator collects the problems of a decoded Config.
+type validator struct {
+	file     string
+	doc      *document
+	reported map[string]bool // keys with a problem found before validation
+	errs     []*Error
+}
+
+func (v *validator) errorf(key, format string, args ...any) {
+	line := 0
+	if e := v.doc.first(key); e != nil {
+		if reportedPrefix(v.reported, e.key) {
+			return
+		}
+		line = e.line
+	}
+	v.errs = append(v.errs, &Error{File: v.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// check applies the defaults that depend on other values and validates c.
+func (v *validator) check(c *Config) {
+	if err := c.fillHostnames(); err != nil {
+		v.errorf("hostname", "not set, and the system host name is unknown: %v", err)
+	} else {
+		v.name("hostname", c.Hostname)
+		if c.ServerComposition != c.Hostname {
+			v.name("server_composition", c.ServerComposition)
+		}
+	}
+	v.absolute("store.path", c.Store.Path)
+
+	m := &c.Maillog
+	if m.Journald {
+		if first := v.doc.first("maillog.path"); first != nil {
+			v.errorf("maillog.journald", "cannot be true while maillog.path is set (line %d); remove one of them", first.line)
+		}
+		// Consumers need not know that path has a default.
+		m.Path = ""
+	} else {
+		v.absolute("maillog.path", m.Path)
+	}
+	v.journalFilters("maillog.journald_units", m.Journald, m.JournaldUnits)
+	v.journalFilters("maillog.journald_identifiers", m.Journald, m.JournaldIdentifiers)
+	v.oneOf("maillog.start", m.Start, StartBegin, StartEnd)
+	if m.Timezone != "" {
+		loc, err := time.LoadLocation(m.Timezone)
+		if err != nil {
+			v.errorf("maillog.timezone", `unknown time zone %q: want an IANA name such as "Europe/Berlin" or "UTC"`, m.Timezone)
+		}
+		m.location = loc
+	}
+	if m.Year != 0 && (m.Year < 1970 || m.Year > 9999) {
+		v.errorf("maillog.year", "must be 0 (infer) or from 1970 to 9999, got %d", m.Year)
+	}
+	inRange(v, "maillog.message_ttl", m.MessageTTL, Duration(time.Hour), Duration(30*day))
+	inRange(v, "maillog.out_of_order", m.OutOfOrder, 0, Duration(5*time.Minute))
+	inRange(v, "maillog.batch_lines", m.BatchLines, 1, 100000)
+
+	v.oneOf("log.format", c.Log.Format, FormatText, FormatJSON)
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+}
+
+// name checks a host or configuration name, which ends up in logs, CSV
+// exports and webhook payloads.
+func (v *validator) name(key, s string) {
+	switch {
+	case len(s) > 255:
+		v.errorf(key, "must be at most 255 bytes long, got %d", len(s))
+	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
+		v.errorf(key, "must not contain spaces or control characters, got %q", s)
+	}
+}
+
+// absolute requires an absolute path: the daemon's working directory is
+// not something an administrator should have to think about.
+func (v *validator) absolute(key, path string) {
+	if !filepath.IsAbs(path) {
+		v.errorf(key, "must be an absolute path, got %q", path)
+	}
+}
+
+// journalFilters checks journalctl -u and -t arguments.
+func (v *validator) journalFilters(key string, journald bool, list []string) {
+	if len(list) > 0 && !journald {
+		v.errorf(key, "is only used with maillog.journald = true")
+		return
+	}
+	for _, s := range list {
+		// They become journalctl arguments: one starting with "-" would
+		// be read as an option.
+		if s == "" || s[0] == '-' || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) {
+			v.errorf(key, `entries must be non-empty, without spaces, and not start with "-", got %q`, s)
+		}
+	}
+}
+
+func (v *validator) oneOf(key, got string, allowed ...string) {
+	if slices.Contains(allowed, got) {
+		return
+	}
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = fmt.Sprintf("%q", a)
+	}
+	list := strings.Join(quoted[:len(quoted)-1], ", ") + " or " + quoted[len(quoted)-1]
+	v.errorf(key, "must be %s, got %q", list, got)
+}
+
+func inRange[T Duration | int](v *validator, key string, got, lo, hi T) {
+	if got < lo || got > hi {
+		v.errorf(key, "must be from %v to %v, got %v", lo, hi, got)
+	}
+}
