@@ -202,10 +202,17 @@ func Require(t testing.TB) {
 func keepDir() bool { return os.Getenv("POSTFIXTEST_KEEP") != "" }
 
 // Launch starts an instance without a testing.TB; the caller must Close it.
-// On error everything started so far is stopped again.
+// On error everything started so far is stopped again; the Instance returned
+// with an error (possibly nil) is already closed and only tells where its
+// directory was.
 func Launch(o Options) (_ *Instance, err error) {
 	if !supported {
 		return nil, errors.New("launch postfix: private postfix instances need linux")
+	}
+	for _, line := range o.MainCF {
+		if _, err := parseSetting(line); err != nil {
+			return nil, err
+		}
 	}
 	bins, err := findBinaries()
 	if err != nil {

@@ -62,15 +62,6 @@ type sink struct {
 	proc   *proc
 }
 
-func sinkSpecFor(domain string) (sinkSpec, bool) {
-	for _, s := range sinkSpecs {
-		if s.domain == domain {
-			return s, true
-		}
-	}
-	return sinkSpec{}, false
-}
-
 // startSink runs smtp-sink on port and returns once it answers with its
 // greeting. The greeting hostname is unique per start, so a greeting from
 // anything else (a previous sink, another program) is not taken for ours.
