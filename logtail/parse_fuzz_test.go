@@ -34,8 +34,23 @@ func FuzzParse(f *testing.F) {
 		if f := parseFieldOutside(&r, line); f != "" {
 			t.Fatalf("field %s of %+v is not a slice of the input", f, r)
 		}
-		if r.Kind != KindOther && err == nil && r.Program == "" {
-			t.Fatalf("kind %v without a program", r.Kind)
+		if err != nil {
+			return
+		}
+		// What the correlator relies on for each kind.
+		switch {
+		case r.Program == "":
+			t.Fatalf("a Postfix record without a program: %+v", r)
+		case r.QueueID != "" && !looksLikeQueueID(r.QueueID):
+			t.Fatalf("queue ID %q", r.QueueID)
+		case r.Kind == KindDelivery && r.Status == "":
+			t.Fatalf("delivery without a status: %+v", r)
+		case r.Kind == KindNotification && !looksLikeQueueID(r.NewQueue):
+			t.Fatalf("notification to queue ID %q", r.NewQueue)
+		case r.HandOff != "" && !looksLikeQueueID(r.HandOff):
+			t.Fatalf("hand-off to queue ID %q", r.HandOff)
+		case r.Kind == KindReject && r.Action == "":
+			t.Fatalf("reject without an action: %+v", r)
 		}
 	})
 }

@@ -42,7 +42,8 @@ func parsePayload(r *Record, p string) error {
 			return nil
 		}
 	case 'r':
-		if body == "removed" {
+		// A collector may append a byte count: "removed 42".
+		if strings.HasPrefix(body, "removed") && (len(body) == 7 || body[7] == ' ') {
 			r.Kind = KindRemoved
 			return nil
 		}
