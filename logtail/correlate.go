@@ -222,9 +222,7 @@ func (c *Correlator) Feed(r *Record, t time.Time, raw string) []event.Event {
 		}
 	case KindReject:
 		c.stats.Rejects++
-		// A cleanup refusal at END-OF-MESSAGE ends a message that was given a
-		// queue ID: no qmgr or "removed" line follows. A hold parks it.
-		if r.QueueID != "" && r.Action != "milter-hold" {
+		if r.QueueID != "" && endsMessage(r) {
 			if st := c.find(r.Host, r.QueueID); st != nil && st.RemovedAt.IsZero() {
 				c.touch(st, t)
 				c.remove(st, t, r.Action)
@@ -493,6 +491,20 @@ func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
 	} else if typ == event.Succeeded {
 		rc.Final = true
 	}
+}
+
+// endsMessage tells a refusal of the whole message that had a queue ID
+// (cleanup or milter at END-OF-MESSAGE, header/body checks, a DISCARD
+// action): no qmgr or "removed" line follows. A refusal at RCPT refuses
+// only that recipient, and a hold parks the message in the hold queue.
+func endsMessage(r *Record) bool {
+	switch {
+	case r.Action == "milter-hold":
+		return false
+	case r.Stage == "RCPT" && (r.Action == "reject" || r.Action == "milter-reject"):
+		return false
+	}
+	return true
 }
 
 // isHandOff tells a re-injection into this same Postfix from a remote
