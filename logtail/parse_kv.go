@@ -1,5 +1,7 @@
 package logtail
 
+import "strings"
+
 // maxBracketScans bounds how many <...> values one line may scan for their
 // closing '>'. A scan that finds none reads to the end of the line, so
 // without a bound a hostile line of repeated "to=<" would cost quadratic
@@ -40,27 +42,24 @@ func (it *kvIter) next() (key, val string, ok bool) {
 			i++
 		}
 		val = s[v:i]
-	case i < len(s) && s[i] == '<' && it.brackets > 0:
-		it.brackets--
-		var end int
-		if val, end, ok = bracketed(s, i); ok {
-			i = end
-			break
-		}
-		// No closing '>' (a malformed line: "from=<a@b, to=<c@d>"): the
-		// value runs to the next separator.
-		i++
-		v := i
-		for i < len(s) && s[i] != ' ' && s[i] != ',' {
-			i++
-		}
-		val = s[v:i]
 	default:
+		if i < len(s) && s[i] == '<' {
+			if it.brackets > 0 {
+				it.brackets--
+				if v, end, closed := bracketed(s, i); closed {
+					val, i = v, end
+					break
+				}
+			}
+			// No closing '>' (a malformed "from=<a@b, to=<c@d>") or no
+			// scans left: the value runs to the next separator.
+			i++
+		}
 		v := i
 		for i < len(s) && s[i] != ' ' && s[i] != ',' {
 			i++
 		}
-		val = s[v:i]
+		val = strings.TrimSuffix(s[v:i], ">")
 	}
 	it.i = i
 	return key, val, true
