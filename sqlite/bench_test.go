@@ -21,7 +21,9 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				s := openTest(b, Options{FullSync: full})
-				ctx := context.Background()
+				// The log reader's context can be cancelled, as at shutdown.
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
 				// Build the batches first so that the timed loop measures
 				// the store, not the generator.
 				const distinct = 64

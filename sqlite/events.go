@@ -90,9 +90,20 @@ func (w *writeStmts) close() {
 // or, on error, none of it.
 func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 	now := s.now().UnixNano()
+	// go-sqlite3 runs every statement under a cancellable context in a
+	// goroutine of its own, which cost a third of the throughput in
+	// BenchmarkCommit. The statements run under a context that is never
+	// cancelled, and ctx is checked every few hundred rows and between the
+	// stages instead; BEGIN and COMMIT still honour ctx.
+	run := context.WithoutCancel(ctx)
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
-		ins := tx.StmtContext(ctx, s.stmts.insertEvent)
+		ins := tx.StmtContext(run, s.stmts.insertEvent)
 		for i := range b.Events {
+			if i%256 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 			e := &b.Events[i]
 			if !e.Type.Valid() {
 				return fmt.Errorf("event %q: unknown type %q", e.ID, e.Type)
@@ -101,7 +112,7 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			if !ok {
 				return fmt.Errorf("event %q: time %v cannot be stored", e.ID, e.Time)
 			}
-			_, err := ins.ExecContext(ctx, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
+			_, err := ins.ExecContext(run, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
 				e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
 				int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
 				e.APIData, now)
@@ -111,16 +122,32 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		}
 		s.stage("events")
 
-		del := tx.StmtContext(ctx, s.stmts.deleteMessage)
-		for _, k := range b.Close {
-			if _, err := del.ExecContext(ctx, k.Host, k.QueueID); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		del := tx.StmtContext(run, s.stmts.deleteMessage)
+		for i, k := range b.Close {
+			if i%256 == 255 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if _, err := del.ExecContext(run, k.Host, k.QueueID); err != nil {
 				return fmt.Errorf("delete message %s/%s: %w", k.Host, k.QueueID, err)
 			}
 		}
 		s.stage("close")
 
-		ups := tx.StmtContext(ctx, s.stmts.upsertMessage)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ups := tx.StmtContext(run, s.stmts.upsertMessage)
 		for i := range b.Upsert {
+			if i%256 == 255 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 			m := &b.Upsert[i]
 			first, firstOff, err := encodeOptionalTime(m.FirstSeen)
 			if err != nil {
@@ -130,7 +157,7 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			if err != nil {
 				return fmt.Errorf("message %s/%s: last seen: %w", m.Host, m.QueueID, err)
 			}
-			_, err = ups.ExecContext(ctx, m.Host, m.QueueID, m.MessageID, m.ReturnPath,
+			_, err = ups.ExecContext(run, m.Host, m.QueueID, m.MessageID, m.ReturnPath,
 				m.ClientIP, first, firstOff, last, lastOff, m.State)
 			if err != nil {
 				return fmt.Errorf("write message %s/%s: %w", m.Host, m.QueueID, err)
@@ -138,9 +165,12 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		}
 		s.stage("upsert")
 
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if c := b.Cursor; c.Source != "" {
 			// dev and inode keep their bits: SQLite integers are signed.
-			_, err := tx.StmtContext(ctx, s.stmts.upsertCursor).ExecContext(ctx, c.Source,
+			_, err := tx.StmtContext(run, s.stmts.upsertCursor).ExecContext(run, c.Source,
 				int64(c.Dev), int64(c.Inode), c.Offset, c.Journal, now)
 			if err != nil {
 				return fmt.Errorf("write cursor %s: %w", c.Source, err)
