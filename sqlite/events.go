@@ -96,13 +96,17 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 	// cancelled, and ctx is checked every few hundred rows and between the
 	// stages instead; BEGIN and COMMIT still honour ctx.
 	run := context.WithoutCancel(ctx)
+	checkEvery := func(i int) error {
+		if i%256 == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		ins := tx.StmtContext(run, s.stmts.insertEvent)
 		for i := range b.Events {
-			if i%256 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			if err := checkEvery(i); err != nil {
+				return err
 			}
 			e := &b.Events[i]
 			if !e.Type.Valid() {
@@ -122,15 +126,10 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		}
 		s.stage("events")
 
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		del := tx.StmtContext(run, s.stmts.deleteMessage)
 		for i, k := range b.Close {
-			if i%256 == 255 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			if err := checkEvery(i); err != nil {
+				return err
 			}
 			if _, err := del.ExecContext(run, k.Host, k.QueueID); err != nil {
 				return fmt.Errorf("delete message %s/%s: %w", k.Host, k.QueueID, err)
@@ -138,15 +137,10 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		}
 		s.stage("close")
 
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		ups := tx.StmtContext(run, s.stmts.upsertMessage)
 		for i := range b.Upsert {
-			if i%256 == 255 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			if err := checkEvery(i); err != nil {
+				return err
 			}
 			m := &b.Upsert[i]
 			first, firstOff, err := encodeOptionalTime(m.FirstSeen)
