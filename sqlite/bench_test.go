@@ -26,7 +26,7 @@ func BenchmarkCommit(b *testing.B) {
 				defer cancel()
 				// Build the batches first so that the timed loop measures
 				// the store, not the generator.
-				const distinct = 64
+				distinct := min(b.N, 64)
 				batches := make([]event.Batch, distinct)
 				for i := range batches {
 					batches[i] = event.Batch{
