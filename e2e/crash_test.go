@@ -139,7 +139,7 @@ func TestServeCrashAndRotation(t *testing.T) {
 	}
 
 	maillog := filepath.Join(dir, "mail.log")
-	cfg := writeConfig(t, dir, maillog, "year = 2026\nbatch_lines = 500")
+	cfg := writeConfig(t, dir, maillog, "year = 2026\ntimezone = \"UTC\"\nbatch_lines = 500")
 	db := filepath.Join(dir, "posthorn.db")
 	source := "file:" + maillog
 

@@ -47,7 +47,6 @@ path = %q
 [maillog]
 path = %q
 start = "begin"
-timezone = "UTC"
 %s
 [log]
 level = "debug"
