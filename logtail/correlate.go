@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"hash"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -57,8 +56,7 @@ type Correlator struct {
 	stats     Stats
 	now       time.Time // newest log time seen
 	lastSweep time.Time
-	h         hash.Hash
-	sum       []byte
+	idBuf     []byte
 }
 
 // msgState is one message lifetime. Exported fields are persisted (JSON
@@ -116,7 +114,6 @@ func NewCorrelator(o CorrelatorOptions) *Correlator {
 		open:  map[event.MessageKey]*msgState{},
 		dirty: map[event.MessageKey]struct{}{},
 		stats: Stats{Events: map[event.Type]int64{}},
-		h:     sha256.New(),
 	}
 }
 
@@ -611,15 +608,15 @@ func (c *Correlator) base(st *msgState, rc *rcpt, typ event.Type, t time.Time, r
 // produced it: the same input always gives the same id, and a line read
 // twice after a crash gives a duplicate the store ignores.
 func (c *Correlator) id(ev *event.Event, raw string) string {
-	c.h.Reset()
-	var buf [20]byte
+	b := c.idBuf[:0]
 	for _, s := range [...]string{string(ev.Type), ev.Host, ev.QueueID, ev.To, ev.OrigTo, raw} {
-		c.h.Write([]byte(s))
-		c.h.Write([]byte{0})
+		b = append(b, s...)
+		b = append(b, 0)
 	}
-	c.h.Write(strconv.AppendInt(buf[:0], ev.Time.UnixNano(), 10))
-	c.sum = c.h.Sum(c.sum[:0])
-	return hex.EncodeToString(c.sum[:16])
+	b = strconv.AppendInt(b, ev.Time.UnixNano(), 10)
+	c.idBuf = b
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 func (c *Correlator) emit(ev event.Event) {
