@@ -90,6 +90,9 @@ func (s *Store) migrateTo(ctx context.Context, ms []migration, target int) error
 	if v < 0 {
 		return fmt.Errorf("schema version %d is not a Posthorn schema version", v)
 	}
+	if v >= target {
+		return nil
+	}
 	for _, m := range ms[v:target] {
 		err := s.write(ctx, false, func(tx *sql.Tx) error {
 			// Read again under the write lock: another process may
