@@ -47,6 +47,12 @@ func (t *Tailer) Summary() Summary { return t.sum }
 
 // Run reads until the source ends (nil) or ctx is done (ctx.Err(), after
 // committing what was read).
+//
+// Parsing a batch and committing the one before overlap: the sink commits
+// in a goroutine of its own while the next lines are parsed. Batches are
+// committed one at a time and in order, and each carries the correlator
+// state as of its last line, so a crash at any moment leaves the store at
+// the end of some batch.
 func (t *Tailer) Run(ctx context.Context) error {
 	max := t.BatchLines
 	if max <= 0 {
@@ -62,34 +68,54 @@ func (t *Tailer) Run(ctx context.Context) error {
 	if n := t.Correlator.Newest(); !n.IsZero() {
 		t.Resolver.Restore(n)
 	}
-	var (
-		buf    []Line
-		events []event.Event
-	)
+	// A batch read is committed even when shutdown has begun: the lines
+	// are processed, and committing them saves reading them again.
+	cctx := context.WithoutCancel(ctx)
+	batches := make(chan event.Batch, 1)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			if err == nil {
+				err = t.Sink.Commit(cctx, b)
+			}
+		}
+		done <- err
+	}()
+	// finish waits for the commits in flight; their error comes first.
+	finish := func(err error) error {
+		close(batches)
+		if cerr := <-done; cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	var buf []Line
 	for {
 		var err error
 		buf, err = t.Source.Read(ctx, buf[:0], max)
 		if len(buf) > 0 {
-			events = events[:0]
+			var events []event.Event
 			for i := range buf {
 				events = t.line(buf[i].Text, events, log)
 			}
 			b := event.Batch{Events: events, Cursor: buf[len(buf)-1].Cursor}
 			b.Upsert, b.Close = t.Correlator.Flush()
-			// A batch read is committed even when shutdown has begun: the
-			// lines are processed, and committing them saves reading them
-			// again.
-			if cerr := t.Sink.Commit(context.WithoutCancel(ctx), b); cerr != nil {
-				return cerr
+			select {
+			case batches <- b:
+			case cerr := <-done:
+				// The committer stopped on an error; report it.
+				done <- cerr
+				return finish(nil)
 			}
 		}
 		switch {
 		case errors.Is(err, io.EOF):
-			return nil
+			return finish(nil)
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return finish(ctx.Err())
 		case err != nil:
-			return err
+			return finish(err)
 		}
 	}
 }
