@@ -164,6 +164,10 @@ func printSummary(w io.Writer, s logtail.Summary, corr *logtail.Correlator) {
 	if n := corr.Open(); n > 0 {
 		fmt.Fprintf(w, "messages still open at end of input: %d\n", n)
 	}
+	if s.Lines > 0 && s.Postfix == 0 {
+		fmt.Fprintln(w, "warning: no Postfix line found: this is not a Postfix log (expected lines such as\n"+
+			"  \"Nov  7 10:00:00 mx postfix/smtp[123]: 4A1B2C3D4E: to=<...>, ..., status=sent (...)\")")
+	}
 }
 
 var csvHeader = []string{"id", "event", "time", "host", "queueId", "messageId", "returnPath", "to", "origTo", "relay", "dsn", "reason", "delay", "class"}
