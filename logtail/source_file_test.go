@@ -562,6 +562,9 @@ func TestFileSourceBlockingRead(t *testing.T) {
 // package: with the poll timer off, appends and a rename rotation still
 // reach a blocked Read.
 func TestFileSourceNotify(t *testing.T) {
+	if err := inotifyAvailable(); err != nil {
+		t.Skipf("no inotify here (%v): the source would poll, which this test turns off", err)
+	}
 	l := newFileLab(t)
 	l.append("mail.log", "")
 	src, err := NewFileSource(l.path, event.Cursor{}, FileOptions{Start: StartBegin, Poll: -1, Logger: l.logger})
@@ -697,4 +700,40 @@ func TestFileSourceCursorMethod(t *testing.T) {
 	l2.append("mail.log", "written while stopped\n")
 	src3 := l2.open(c, FileOptions{Start: StartEnd})
 	l2.expect(src3, 10, "written while stopped @mail.log#1:26")
+}
+
+// BenchmarkFileSource reads a Postfix log of realistic lines in batches as
+// the tailer does.
+func BenchmarkFileSource(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "mail.log")
+	line := "Nov 27 10:00:03 mx postfix/smtp[2107]: 4dLkQv1Xz5z9sWb: to=<bob@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1.2, delays=0.1/0/0.5/0.6, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9F1E2)\n"
+	const lines = 200000
+	if err := os.WriteFile(path, []byte(strings.Repeat(line, lines)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.SetBytes(int64(len(line) * lines))
+	b.ReportAllocs()
+	var buf []Line
+	for b.Loop() {
+		src, err := NewFileSource(path, event.Cursor{}, FileOptions{Start: StartBegin, Poll: -1, Wake: make(chan struct{})})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			var err error
+			buf, err = src.Read(ctx, buf[:0], 5000)
+			n += len(buf)
+			if err != nil {
+				break
+			}
+		}
+		src.Close()
+		if n != lines {
+			b.Fatalf("read %d lines, want %d", n, lines)
+		}
+	}
 }

