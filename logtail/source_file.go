@@ -1,6 +1,7 @@
 package logtail
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -153,7 +154,7 @@ func (s *FileSource) begin(c event.Cursor, st Start) error {
 					"path", s.path, "offset", off, "size", fi.Size())
 				return s.use(f, fi, s.path, 0)
 			}
-			if lineEndAt(f, off) {
+			if s.plausible(f, off) {
 				return s.use(f, fi, s.path, off)
 			}
 			s.log.Warn("log file has the cursor's inode but no line end at its offset: the inode was reused by a new file",
@@ -187,36 +188,55 @@ func (s *FileSource) begin(c event.Cursor, st Start) error {
 	if f == nil {
 		return nil // everything in it will be new when it appears
 	}
-	if st == StartBegin || fi.Size() == 0 {
+	if st == StartBegin {
 		return s.use(f, fi, s.path, 0)
 	}
-	end := fi.Size()
-	if err := s.use(f, fi, s.path, end); err != nil {
-		return err
-	}
-	// Starting at the end may land inside a line the writer has not
-	// finished; its head is not ours, so drop its tail too.
-	var last [1]byte
-	if _, err := f.ReadAt(last[:], end-1); err != nil {
-		return fmt.Errorf("read log: %w", err)
-	}
-	s.sp.skip = last[0] != '\n'
-	return nil
+	// The end may fall inside a line the writer has not finished: start
+	// at that line, which is completed from now on, so that every cursor
+	// stays at a line end.
+	return s.use(f, fi, s.path, s.lastLineStart(f, fi.Size()))
 }
 
-// lineEndAt reports whether the byte before off is a newline, as it is
-// at every cursor this source hands out (bar the pieces of a line longer
-// than MaxLine). Inode numbers are reused once a file is deleted: after
-// rotation and compression the cursor's (dev, inode) can name a new,
-// unrelated file, and this check tells most of those apart. A cursor at 0
-// needs no check.
-func lineEndAt(f *os.File, off int64) bool {
+// lastLineStart is the offset just after the last newline before end,
+// looking back at most MaxLine bytes (beyond that, end itself).
+func (s *FileSource) lastLineStart(f *os.File, end int64) int64 {
+	n := min(end, int64(s.sp.max))
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, end-n); err != nil {
+		return end
+	}
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		return end - n + int64(i) + 1
+	}
+	if n == end {
+		return 0
+	}
+	return end
+}
+
+// plausible reports whether off can be a cursor this source handed out in
+// f: the byte before it is a newline, or no newline is in the MaxLine
+// bytes before it (a piece of a cut line). Inode numbers are reused once a
+// file is deleted: after rotation and compression a cursor's (dev, inode)
+// can name a new, unrelated file, and this check tells most of those
+// apart. A cursor at 0 needs no check.
+func (s *FileSource) plausible(f *os.File, off int64) bool {
 	if off == 0 {
 		return true
 	}
 	var b [1]byte
-	_, err := f.ReadAt(b[:], off-1)
-	return err == nil && b[0] == '\n'
+	if _, err := f.ReadAt(b[:], off-1); err != nil {
+		return false
+	}
+	if b[0] == '\n' {
+		return true
+	}
+	n := min(off, int64(s.sp.max))
+	back := make([]byte, n)
+	if _, err := f.ReadAt(back, off-n); err != nil {
+		return false
+	}
+	return n == int64(s.sp.max) && bytes.IndexByte(back, '\n') < 0
 }
 
 // ownCursor reports whether c was produced by a source following this
@@ -323,7 +343,9 @@ func (s *FileSource) findRotated(id fileID, off int64) (*os.File, os.FileInfo, s
 		if err != nil || f == nil {
 			continue
 		}
-		if identity(fi) != id || (fi.Size() >= off && !lineEndAt(f, off)) {
+		// A cursor at the very end of a rotated file may follow a last
+		// line that had no newline; there is nothing left to read anyway.
+		if identity(fi) != id || (fi.Size() > off && !s.plausible(f, off)) {
 			f.Close() // renamed again since the stat, or a reused inode
 			continue
 		}

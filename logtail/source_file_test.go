@@ -134,6 +134,13 @@ func (l *fileLab) expect(src *FileSource, max int, want ...string) []Line {
 	return got
 }
 
+func (l *fileLab) notLogged(substr string) {
+	l.t.Helper()
+	if strings.Contains(l.log.String(), substr) {
+		l.t.Errorf("log has %q:\n%s", substr, l.log.String())
+	}
+}
+
 func (l *fileLab) logged(substr string) {
 	l.t.Helper()
 	if !strings.Contains(l.log.String(), substr) {
@@ -177,8 +184,9 @@ func TestFileSourceStart(t *testing.T) {
 	}{
 		{"begin", "old\nhal", StartBegin, []string{"old @mail.log#1:4", "half @mail.log#1:9", "new @mail.log#1:13"}},
 		{"end at a line end", "old\n", StartEnd, []string{"f @mail.log#1:6", "new @mail.log#1:10"}},
-		// The writer is in mid-line: its head is not ours, so neither is its tail.
-		{"end in mid-line", "old\nhal", StartEnd, []string{"new @mail.log#1:13"}},
+		// The writer is in mid-line: that line is completed from now on.
+		{"end in mid-line", "old\nhal", StartEnd, []string{"half @mail.log#1:9", "new @mail.log#1:13"}},
+		{"end in the first line", "hal", StartEnd, []string{"half @mail.log#1:5", "new @mail.log#1:9"}},
 		{"default is end", "old\n", "", []string{"f @mail.log#1:6", "new @mail.log#1:10"}},
 		{"end of an empty file", "", StartEnd, []string{"f @mail.log#1:2", "new @mail.log#1:6"}},
 		// A file that appears after the start is new: all of it is read.
@@ -275,6 +283,27 @@ func TestFileSourceRotationPartialLast(t *testing.T) {
 	src.Close()
 	src2 := l.open(got[0].Cursor, FileOptions{})
 	l.expect(src2, 10, "n @mail.log#2:2")
+	l.notLogged("not found")
+}
+
+// A restart at the cursor of a piece of a cut line goes on with the next
+// piece: the offset is not at a line end, and that must not be taken for a
+// reused inode.
+func TestFileSourceRestartInCutLine(t *testing.T) {
+	l := newFileLab(t)
+	l.append("mail.log", "first\n0123456789abcdefghijKLMNO\nlast\n")
+	src := l.open(event.Cursor{}, FileOptions{Start: StartBegin, MaxLine: 10})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	lines, err := src.Read(ctx, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStrings(t, "first read", l.show(lines), []string{"first @mail.log#1:6", "0123456789 @mail.log#1:16"})
+	src.Close()
+	src2 := l.open(lines[1].Cursor, FileOptions{MaxLine: 10})
+	l.expect(src2, 10, "abcdefghij @mail.log#1:26", "KLMNO @mail.log#1:32", "last @mail.log#1:37")
+	l.notLogged("reused")
 }
 
 // Posthorn was stopped; the log was rotated meanwhile. The rest of the old
@@ -692,14 +721,17 @@ func TestFileSourceCursorMethod(t *testing.T) {
 	l.expect(src, 10, "a @mail.log#1:2")
 	src.Close()
 
+	// Committed before the first line, the start position makes a restart
+	// read what was written while stopped, the unfinished line included.
 	l2 := newFileLab(t)
-	l2.append("mail.log", "old\n")
+	l2.append("mail.log", "old\nhal")
 	src2 := l2.open(event.Cursor{}, FileOptions{Start: StartEnd})
 	c := src2.Cursor()
 	src2.Close()
-	l2.append("mail.log", "written while stopped\n")
+	l2.append("mail.log", "f\nwritten while stopped\n")
 	src3 := l2.open(c, FileOptions{Start: StartEnd})
-	l2.expect(src3, 10, "written while stopped @mail.log#1:26")
+	l2.expect(src3, 10, "half @mail.log#1:9", "written while stopped @mail.log#1:31")
+	l2.notLogged("reused")
 }
 
 // BenchmarkFileSource reads a Postfix log of realistic lines in batches as

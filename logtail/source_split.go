@@ -22,7 +22,6 @@ type lineSplitter struct {
 	r, w int
 	off  int64 // stream offset of buf[r]: the bytes handed out or dropped so far
 	max  int
-	skip bool // drop bytes through the next newline (started in mid-line)
 }
 
 func newLineSplitter(max int) lineSplitter {
@@ -34,7 +33,7 @@ func newLineSplitter(max int) lineSplitter {
 
 // reset forgets the held bytes and restarts the count at off.
 func (s *lineSplitter) reset(off int64) {
-	s.r, s.w, s.off, s.skip = 0, 0, off, false
+	s.r, s.w, s.off = 0, 0, off
 }
 
 // held is the number of bytes read but not yet handed out.
@@ -72,45 +71,32 @@ func (s *lineSplitter) fill(rd io.Reader) (int, error) {
 // first max bytes of a longer line. A line of exactly max bytes comes
 // whole, so a cut never leaves an empty piece behind.
 func (s *lineSplitter) next() (string, bool) {
-	for {
-		data := s.buf[s.r:s.w]
-		if s.skip {
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				s.drop(len(data))
-				return "", false
-			}
-			s.drop(i + 1)
-			s.skip = false
-			continue
-		}
-		scan := data
-		if len(scan) > s.max+1 {
-			scan = scan[:s.max+1]
-		}
-		if i := bytes.IndexByte(scan, '\n'); i >= 0 {
-			line := data[:i]
-			if i > 0 && line[i-1] == '\r' {
-				line = line[:i-1]
-			}
-			text := string(line)
-			s.drop(i + 1)
-			return text, true
-		}
-		if len(data) > s.max {
-			text := string(data[:s.max])
-			s.drop(s.max)
-			return text, true
-		}
-		return "", false
+	data := s.buf[s.r:s.w]
+	scan := data
+	if len(scan) > s.max+1 {
+		scan = scan[:s.max+1]
 	}
+	if i := bytes.IndexByte(scan, '\n'); i >= 0 {
+		line := data[:i]
+		if i > 0 && line[i-1] == '\r' {
+			line = line[:i-1]
+		}
+		text := string(line)
+		s.drop(i + 1)
+		return text, true
+	}
+	if len(data) > s.max {
+		text := string(data[:s.max])
+		s.drop(s.max)
+		return text, true
+	}
+	return "", false
 }
 
 // rest hands out the held bytes as a final line: the input has ended
 // without a newline after them.
 func (s *lineSplitter) rest() (string, bool) {
-	if s.held() == 0 || s.skip {
-		s.drop(s.held())
+	if s.held() == 0 {
 		return "", false
 	}
 	line := s.buf[s.r:s.w]
