@@ -11,13 +11,35 @@ import (
 	"github.com/posthorn/posthorn/settings"
 )
 
-// Batch is a closed batch: events of one family that go in one POST.
+// Pending is a stored event that belongs to no batch yet, with what
+// forming a batch needs of it: the full event is read again only when the
+// batch is first attempted.
+type Pending struct {
+	Seq  int64 // the store's position: rising in the order events were stored
+	ID   string
+	Type event.Type
+	Time time.Time
+}
+
+// Batch is a closed batch: the events of one family stored at positions
+// First to Last, in that order. A family's batches never overlap and never
+// leave a gap between them (the dispatcher skips a switched-off family's
+// events only while it has no open batch), so the range alone names the
+// members: the store links a batch to its events by it.
 type Batch struct {
 	ID     string // BatchID of the events: stable across restarts
 	Family string // deliveries, bounces or blocks
-	Events []event.Event
-	Opened time.Time // when its first event was added
+	First  int64  // Seq of its first event
+	Last   int64  // Seq of its last event
+	IDs    []string
+	// Earliest and latest event time, for the log's "received" and
+	// replay's time range.
+	FirstTime, LastTime time.Time
+	Opened              time.Time // when its first event was added
 }
+
+// Len is the number of events in the batch.
+func (b *Batch) Len() int { return len(b.IDs) }
 
 // families in the order Due and Flush return batches, so the order of
 // POSTs does not depend on map iteration.
@@ -31,13 +53,12 @@ var families = [...]string{settings.Deliveries, settings.Bounces, settings.Block
 type Batcher struct {
 	maxEvents int
 	interval  time.Duration
-	open      map[string]*Batch   // family → its open batch
-	ids       map[string]struct{} // event ids in open batches
+	open      map[string]*Batch // family → its open batch
 }
 
 // NewBatcher returns an empty Batcher. Limits below 1 count as 1.
 func NewBatcher(maxEvents int, interval time.Duration) *Batcher {
-	b := &Batcher{open: map[string]*Batch{}, ids: map[string]struct{}{}}
+	b := &Batcher{open: map[string]*Batch{}}
 	b.SetLimits(maxEvents, interval)
 	return b
 }
@@ -49,28 +70,33 @@ func (b *Batcher) SetLimits(maxEvents int, interval time.Duration) {
 }
 
 // Add puts e into its family's open batch, opening one at now if there is
-// none. When that makes the batch full it is closed and returned. An event
-// whose id is already in an open batch is ignored, so the caller may offer
-// the same stored events again after a restart or an overlapping read.
-func (b *Batcher) Add(now time.Time, e event.Event) (Batch, bool, error) {
+// none. When that makes the batch full it is closed and returned. Events
+// must come in Seq order; one at or before the open batch's last Seq was
+// seen already (the caller read the store again) and is ignored.
+func (b *Batcher) Add(now time.Time, e Pending) (Batch, bool, error) {
 	if !e.Type.Valid() {
 		return Batch{}, false, fmt.Errorf("batch event %s: unknown type %q", e.ID, e.Type)
 	}
 	if e.ID == "" {
 		return Batch{}, false, fmt.Errorf("batch %s event: no id", e.Type)
 	}
-	if _, dup := b.ids[e.ID]; dup {
-		return Batch{}, false, nil
-	}
 	fam := e.Type.Family()
 	ob := b.open[fam]
 	if ob == nil {
-		ob = &Batch{Family: fam, Opened: now}
+		ob = &Batch{Family: fam, Opened: now, First: e.Seq, FirstTime: e.Time, LastTime: e.Time}
 		b.open[fam] = ob
+	} else if e.Seq <= ob.Last {
+		return Batch{}, false, nil
 	}
-	ob.Events = append(ob.Events, e)
-	b.ids[e.ID] = struct{}{}
-	if len(ob.Events) >= b.maxEvents {
+	ob.Last = e.Seq
+	ob.IDs = append(ob.IDs, e.ID)
+	if e.Time.Before(ob.FirstTime) {
+		ob.FirstTime = e.Time
+	}
+	if e.Time.After(ob.LastTime) {
+		ob.LastTime = e.Time
+	}
+	if len(ob.IDs) >= b.maxEvents {
 		return b.close(fam), true, nil
 	}
 	return Batch{}, false, nil
@@ -82,7 +108,7 @@ func (b *Batcher) Due(now time.Time) []Batch {
 	var out []Batch
 	for _, fam := range families {
 		ob := b.open[fam]
-		if ob != nil && (len(ob.Events) >= b.maxEvents || !now.Before(ob.Opened.Add(b.interval))) {
+		if ob != nil && (len(ob.IDs) >= b.maxEvents || !now.Before(ob.Opened.Add(b.interval))) {
 			out = append(out, b.close(fam))
 		}
 	}
@@ -100,8 +126,19 @@ func (b *Batcher) Next() (at time.Time, ok bool) {
 	return at, ok
 }
 
-// Flush closes and returns every open batch, at shutdown or before the
-// settings change the payload.
+// Open reports whether the family has an open batch.
+func (b *Batcher) Open(family string) bool { return b.open[family] != nil }
+
+// Close closes the family's open batch, if any, before its time: when the
+// family is switched off, the events it already holds are still posted.
+func (b *Batcher) Close(family string) (Batch, bool) {
+	if b.open[family] == nil {
+		return Batch{}, false
+	}
+	return b.close(family), true
+}
+
+// Flush closes and returns every open batch.
 func (b *Batcher) Flush() []Batch {
 	var out []Batch
 	for _, fam := range families {
@@ -112,18 +149,22 @@ func (b *Batcher) Flush() []Batch {
 	return out
 }
 
+// Reset drops every open batch: their events are read from the store again.
+func (b *Batcher) Reset() { clear(b.open) }
+
 // Len is the number of events in open batches.
-func (b *Batcher) Len() int { return len(b.ids) }
+func (b *Batcher) Len() int {
+	n := 0
+	for _, ob := range b.open {
+		n += len(ob.IDs)
+	}
+	return n
+}
 
 func (b *Batcher) close(fam string) Batch {
 	ob := b.open[fam]
 	delete(b.open, fam)
-	ids := make([]string, len(ob.Events))
-	for i := range ob.Events {
-		ids[i] = ob.Events[i].ID
-		delete(b.ids, ids[i])
-	}
-	ob.ID = BatchID(fam, ids)
+	ob.ID = BatchID(fam, ob.IDs)
 	return *ob
 }
 

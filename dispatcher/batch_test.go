@@ -11,19 +11,22 @@ import (
 	"github.com/posthorn/posthorn/settings"
 )
 
-func ev(id string, typ event.Type) event.Event {
-	return event.Event{ID: id, Type: typ, Time: at, To: id + "@example.com"}
+// seq numbers the events the tests make, as the store would.
+var seq int64
+
+func ev(id string, typ event.Type) Pending {
+	seq++
+	return Pending{Seq: seq, ID: id, Type: typ, Time: at.Add(time.Duration(seq) * time.Second)}
 }
 
-func ids(b Batch) []string {
-	var out []string
-	for _, e := range b.Events {
-		out = append(out, e.ID)
-	}
-	return out
+func pend(e event.Event) Pending {
+	seq++
+	return Pending{Seq: seq, ID: e.ID, Type: e.Type, Time: e.Time}
 }
 
-func mustAdd(t *testing.T, b *Batcher, now time.Time, e event.Event) (Batch, bool) {
+func ids(b Batch) []string { return b.IDs }
+
+func mustAdd(t *testing.T, b *Batcher, now time.Time, e Pending) (Batch, bool) {
 	t.Helper()
 	got, closed, err := b.Add(now, e)
 	if err != nil {
@@ -99,8 +102,9 @@ func TestBatcherFamilies(t *testing.T) {
 
 func TestBatcherDuplicatesAndErrors(t *testing.T) {
 	b := NewBatcher(100, time.Second)
-	mustAdd(t, b, at, ev("a", event.Queued))
-	mustAdd(t, b, at, ev("a", event.Queued)) // offered again: ignored
+	a := ev("a", event.Queued)
+	mustAdd(t, b, at, a)
+	mustAdd(t, b, at, a) // read from the store again: ignored
 	if b.Len() != 1 {
 		t.Errorf("Len %d, want 1", b.Len())
 	}
@@ -110,10 +114,18 @@ func TestBatcherDuplicatesAndErrors(t *testing.T) {
 	if _, _, err := b.Add(at, ev("", event.Queued)); err == nil || err.Error() != "batch queued event: no id" {
 		t.Errorf("no id: %v", err)
 	}
-	// Once closed, the id may come again (a replay forms a new batch).
-	b.Flush()
-	if _, _, err := b.Add(at, ev("a", event.Queued)); err != nil || b.Len() != 1 {
-		t.Errorf("re-add after flush: %v, Len %d", err, b.Len())
+	// A batch's range and times follow its events.
+	mustAdd(t, b, at, ev("b", event.Queued))
+	got := b.Flush()
+	if len(got) != 1 || got[0].First != a.Seq || got[0].Last != a.Seq+3 || !got[0].FirstTime.Equal(a.Time) ||
+		!got[0].LastTime.Equal(a.Time.Add(3*time.Second)) || got[0].Len() != 2 {
+		t.Errorf("Flush = %+v", got)
+	}
+	// Reset forgets the open batches: their events are read again.
+	mustAdd(t, b, at, a)
+	b.Reset()
+	if b.Len() != 0 || b.Open(settings.Deliveries) {
+		t.Error("Reset kept an open batch")
 	}
 }
 
@@ -125,7 +137,7 @@ func TestBatcherSetLimitsAndFlush(t *testing.T) {
 	mustAdd(t, b, at, ev("x", event.Bounced))
 	b.SetLimits(5, time.Minute)
 	due := b.Due(at) // full under the new limit, though the interval has not passed
-	if len(due) != 1 || len(due[0].Events) != 5 {
+	if len(due) != 1 || due[0].Len() != 5 {
 		t.Fatalf("Due after SetLimits = %+v", due)
 	}
 	rest := b.Flush()
@@ -172,12 +184,20 @@ func TestBatchSurvivesRestart(t *testing.T) {
 		var got Batch
 		var closed bool
 		for _, i := range order {
-			got, closed = mustAdd(t, b, at, stored[i])
+			got, closed = mustAdd(t, b, at, pend(stored[i]))
 		}
 		if !closed {
 			t.Fatal("not closed")
 		}
-		_, body, err := Encode(s, "mail.example.com", got.Family, got.Events)
+		var evs []event.Event
+		for _, id := range got.IDs {
+			for _, e := range stored {
+				if e.ID == id {
+					evs = append(evs, e)
+				}
+			}
+		}
+		_, body, err := Encode(s, "mail.example.com", got.Family, evs)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
-	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 )
 
@@ -23,6 +23,12 @@ type Options struct {
 	AllowHTTP bool
 	// ServerComposition is sent as server_composition (WIRE.md §2).
 	ServerComposition string
+	// Hostname names this server in the Event Webhook log.
+	Hostname string
+	// MaxPending bounds the events waiting in queued and deferred batches;
+	// past it the oldest are failed (logged and counted, never dropped
+	// silently). 0: no bound.
+	MaxPending int64
 	// Version is Posthorn's version, for the User-Agent.
 	Version string
 	Logger  *slog.Logger
@@ -34,16 +40,36 @@ type Options struct {
 	Poll time.Duration
 }
 
+// Stats are counters since the Dispatcher started, ready to be exported as
+// metrics.
+type Stats struct {
+	BatchesFormed    int64
+	EventsFormed     int64
+	Attempts         int64
+	BatchesSucceeded int64
+	EventsSucceeded  int64
+	BatchesFailed    int64 // permanent failure or retry period over
+	EventsFailed     int64
+	// OverflowEvents were failed, unposted, because more than MaxPending
+	// events were waiting.
+	OverflowEvents int64
+}
+
 // Dispatcher forms batches from stored events and delivers them. Two
-// goroutines run it: one forms and freezes batches, the other makes
-// attempts, so a slow endpoint delays neither batching nor — since events
-// reach the store without the dispatcher — the log reader.
+// goroutines run it: one forms batches, the other makes attempts, so a slow
+// endpoint delays neither batching nor — since events reach the store
+// without the dispatcher — the log reader.
 type Dispatcher struct {
 	o Options
 
 	// Owned by the forming goroutine.
-	batcher *Batcher
-	after   map[string]string // family → store position of the last event read
+	batcher   *Batcher
+	loaded    bool             // progress and pos are read from the store
+	pos       int64            // position of the last stored event read
+	progress  map[string]int64 // per family, as stored
+	want      map[string]int64 // progress to store with the next write
+	wroteAt   time.Time        // last write of progress alone
+	checkedAt time.Time        // last look at the number of pending events
 
 	// Owned by the delivering goroutine.
 	poster   *Poster
@@ -51,7 +77,10 @@ type Dispatcher struct {
 	hold     time.Time // endpoint failing: no attempt before this
 
 	notify chan struct{} // new events stored
-	frozen chan struct{} // a batch was frozen
+	frozen chan struct{} // a batch was formed
+
+	mu    sync.Mutex
+	stats Stats
 }
 
 // Delivery pacing.
@@ -62,8 +91,15 @@ const (
 	// maxIdle bounds how long the deliverer sleeps without looking at the
 	// store, which other processes (`posthorn replay`) change too.
 	maxIdle = 10 * time.Second
-	// minRead is the least number of events read from the store at once.
-	minRead = 500
+	// readChunk is the most events read from the store at once.
+	readChunk = 5000
+	// progressEvery bounds how often progress alone (skipped events, no
+	// batch) is written: losing it to a crash only means reading those
+	// events again.
+	progressEvery = time.Second
+	// checkEvery is how often the pending events are counted against
+	// MaxPending.
+	checkEvery = 5 * time.Second
 )
 
 // New returns a Dispatcher; Run starts it.
@@ -84,7 +120,7 @@ func New(o Options) (*Dispatcher, error) {
 	return &Dispatcher{
 		o:       o,
 		batcher: NewBatcher(s.MaxEvents, s.IntervalDuration()),
-		after:   map[string]string{},
+		want:    map[string]int64{},
 		notify:  make(chan struct{}, 1),
 		frozen:  make(chan struct{}, 1),
 	}, nil
@@ -93,6 +129,19 @@ func New(o Options) (*Dispatcher, error) {
 // Notify tells the dispatcher that events were stored. It never blocks,
 // so the log reader can call it after every commit.
 func (d *Dispatcher) Notify() { signal(d.notify) }
+
+// Stats returns the counters so far.
+func (d *Dispatcher) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+func (d *Dispatcher) count(f func(*Stats)) {
+	d.mu.Lock()
+	f(&d.stats)
+	d.mu.Unlock()
+}
 
 func signal(c chan struct{}) {
 	select {
@@ -105,6 +154,11 @@ func signal(c chan struct{}) {
 // interrupted and recorded as deferred; open batches are dropped from
 // memory, and formed again from the store at the next start.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if n, err := d.o.Outbox.ReleaseLeases(ctx); err != nil {
+		return fmt.Errorf("run dispatcher: %w", err)
+	} else if n > 0 {
+		d.o.Logger.Info("event webhook: batches in flight when the last run stopped are due again", "batches", n)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { d.loop(ctx, "form batches", d.notify, d.Form) })
 	d.loop(ctx, "deliver batches", d.frozen, d.Deliver)
@@ -152,44 +206,95 @@ func (d *Dispatcher) loop(ctx context.Context, what string, wake <-chan struct{}
 	}
 }
 
-// Form reads newly stored events, adds them to open batches, and freezes
+// anyPosted reports whether the settings post any family.
+func anyPosted(s settings.EventWebhook) bool {
+	for _, f := range families {
+		if s.Posts(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// Form reads newly stored events, adds them to open batches, and stores
 // every batch that closes. It returns when it wants to run again: when the
 // earliest open batch falls due, or within Poll to look for new events.
+//
+// Forming needs only the settings' event types and limits, so it goes on
+// while the endpoint is misconfigured: the events wait in queued batches,
+// bounded by MaxPending. A family that is switched off has its events
+// skipped as they are read, so switching it on later does not post the
+// backlog; with every family off nothing is read at all.
 func (d *Dispatcher) Form(ctx context.Context) (time.Time, error) {
-	s := d.o.Settings()
-	if err := s.Validate(d.o.AllowHTTP); err != nil {
-		// Events wait in the store until the settings are fixed.
+	next, err := d.form(ctx)
+	if err != nil {
+		// Read everything unformed again next time: nothing was posted,
+		// so batches formed anew may differ without harm.
+		d.loaded = false
+		d.batcher.Reset()
+		clear(d.want)
 		return time.Time{}, fmt.Errorf("form batches: %w", err)
 	}
-	d.batcher.SetLimits(s.MaxEvents, s.IntervalDuration())
+	return next, nil
+}
+
+func (d *Dispatcher) form(ctx context.Context) (time.Time, error) {
+	s := d.o.Settings()
 	now := d.o.Now()
-	chunk := max(s.MaxEvents, minRead)
-	for _, fam := range families {
-		for {
-			evs, pos, err := d.o.Outbox.Unbatched(ctx, fam, d.after[fam], chunk)
-			if err != nil {
-				return time.Time{}, fmt.Errorf("form batches: %w", err)
-			}
-			if len(evs) == 0 {
-				break
-			}
-			if err := d.add(ctx, s, now, fam, evs); err != nil {
-				// Read everything unfrozen again next time; events already
-				// in open batches are recognised by their ids.
-				clear(d.after)
-				return time.Time{}, err
-			}
-			d.after[fam] = pos
-			if len(evs) < chunk {
-				break
-			}
-		}
-	}
-	for _, b := range d.batcher.Due(now) {
-		if err := d.freeze(ctx, s, now, b); err != nil {
-			clear(d.after)
+	if !d.loaded {
+		p, err := d.o.Outbox.Progress(ctx)
+		if err != nil {
 			return time.Time{}, err
 		}
+		d.progress, d.pos = p, -1
+		for _, f := range families {
+			if d.pos < 0 || p[f] < d.pos {
+				d.pos = p[f]
+			}
+		}
+		d.loaded = true
+	}
+	d.batcher.SetLimits(s.MaxEvents, s.IntervalDuration())
+
+	var closed []Batch
+	if !anyPosted(s) {
+		closed = d.batcher.Flush()
+		last, err := d.o.Outbox.LastSeq(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		d.pos = max(d.pos, last)
+		d.skipTo(d.pos)
+	} else {
+		for {
+			evs, err := d.o.Outbox.Unformed(ctx, d.pos, readChunk)
+			if err != nil {
+				return time.Time{}, err
+			}
+			for _, p := range evs {
+				closed = d.add(s, now, p, closed)
+			}
+			if len(evs) > 0 {
+				d.pos = evs[len(evs)-1].Seq
+			}
+			if len(evs) < readChunk {
+				break
+			}
+			// Store what closed so far, so a long catch-up holds at most a
+			// chunk's worth of batches in memory.
+			if err := d.write(ctx, s, now, closed, true); err != nil {
+				return time.Time{}, err
+			}
+			closed = nil
+		}
+		d.skipTo(d.pos)
+	}
+	closed = append(closed, d.batcher.Due(now)...)
+	if err := d.write(ctx, s, now, closed, false); err != nil {
+		return time.Time{}, err
+	}
+	if err := d.bound(ctx, now); err != nil {
+		return time.Time{}, err
 	}
 	next := now.Add(d.o.Poll)
 	if due, ok := d.batcher.Next(); ok && due.Before(next) {
@@ -198,45 +303,98 @@ func (d *Dispatcher) Form(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
-func (d *Dispatcher) add(ctx context.Context, s settings.EventWebhook, now time.Time, fam string, evs []event.Event) error {
-	var skip []event.Event
-	for _, e := range evs {
-		if !s.Posts(e.Type.Family()) || !e.Type.Valid() {
-			skip = append(skip, e)
-			continue
+// formed is how far a family's events are dealt with: stored progress, or
+// progress not yet written.
+func (d *Dispatcher) formed(fam string) int64 { return max(d.progress[fam], d.want[fam]) }
+
+// skipTo notes that families without an open batch have nothing waiting up
+// to pos.
+func (d *Dispatcher) skipTo(pos int64) {
+	for _, f := range families {
+		if !d.batcher.Open(f) && pos > d.formed(f) {
+			d.want[f] = pos
 		}
-		b, closed, err := d.batcher.Add(now, e)
+	}
+}
+
+func (d *Dispatcher) add(s settings.EventWebhook, now time.Time, p Pending, closed []Batch) []Batch {
+	fam := p.Type.Family()
+	if p.Seq <= d.formed(fam) {
+		return closed // formed or skipped before a restart or an error
+	}
+	skip := !s.Posts(fam) || !p.Type.Valid()
+	if !skip {
+		b, full, err := d.batcher.Add(now, p)
 		if err != nil {
-			d.o.Logger.Warn("event not posted", "event", e.ID, "err", err)
-			skip = append(skip, e)
-			continue
-		}
-		if closed {
-			if err := d.freeze(ctx, s, now, b); err != nil {
-				return err
-			}
+			d.o.Logger.Warn("event not posted", "event", p.ID, "err", err)
+			skip = true
+		} else if full {
+			closed = append(closed, b)
 		}
 	}
-	if len(skip) > 0 {
-		if err := d.o.Outbox.Skip(ctx, skip); err != nil {
-			return fmt.Errorf("form batches: skip %d %s events: %w", len(skip), fam, err)
+	if skip {
+		// A batch is a gapless range of its family's events: the open
+		// one closes before an event of its family is skipped.
+		if b, ok := d.batcher.Close(fam); ok {
+			closed = append(closed, b)
 		}
+		d.want[fam] = p.Seq
 	}
+	return closed
+}
+
+// write stores closed batches together with the progress they and the
+// skipped events make; progress alone is written at most every
+// progressEvery unless force is set.
+func (d *Dispatcher) write(ctx context.Context, s settings.EventWebhook, now time.Time, closed []Batch, force bool) error {
+	if len(closed) == 0 && (len(d.want) == 0 || (!force && now.Sub(d.wroteAt) < progressEvery && !d.wroteAt.IsZero())) {
+		return nil
+	}
+	prog := maps.Clone(d.want)
+	formed := make([]Formed, len(closed))
+	events := 0
+	for i, b := range closed {
+		formed[i] = FromBatch(b, d.o.Hostname, s.Endpoint)
+		prog[b.Family] = max(prog[b.Family], b.Last)
+		events += b.Len()
+	}
+	if err := d.o.Outbox.Form(ctx, formed, prog, now); err != nil {
+		return err
+	}
+	for f, v := range prog {
+		d.progress[f] = max(d.progress[f], v)
+	}
+	clear(d.want)
+	if len(closed) == 0 {
+		d.wroteAt = now
+		return nil
+	}
+	for _, b := range closed {
+		d.o.Logger.Debug("batch queued", "batch", b.ID, "type", b.Family, "events", b.Len())
+	}
+	d.count(func(st *Stats) { st.BatchesFormed += int64(len(closed)); st.EventsFormed += int64(events) })
+	signal(d.frozen)
 	return nil
 }
 
-// freeze encodes a closed batch with the current settings and stores its
-// bytes: from here on it is posted exactly so, whatever changes.
-func (d *Dispatcher) freeze(ctx context.Context, s settings.EventWebhook, now time.Time, b Batch) error {
-	ct, body, err := Encode(s, d.o.ServerComposition, b.Family, b.Events)
+// bound fails the oldest pending events when more than MaxPending wait.
+func (d *Dispatcher) bound(ctx context.Context, now time.Time) error {
+	if d.o.MaxPending <= 0 || (now.Sub(d.checkedAt) < checkEvery && !d.checkedAt.IsZero()) {
+		return nil
+	}
+	d.checkedAt = now
+	n, err := d.o.Outbox.PendingEvents(ctx)
+	if err != nil || n <= d.o.MaxPending {
+		return err
+	}
+	reason := fmt.Sprintf("spool full: more than max_pending = %d events waited to be posted; the oldest were failed unposted (posthorn replay re-queues them)", d.o.MaxPending)
+	batches, events, err := d.o.Outbox.FailOldest(ctx, n-d.o.MaxPending, now, reason)
 	if err != nil {
-		return fmt.Errorf("freeze %s: %w", b.ID, err)
+		return err
 	}
-	if err := d.o.Outbox.Freeze(ctx, b.ID, b.Family, b.Events, ct, body, now); err != nil {
-		return fmt.Errorf("freeze %s: %w", b.ID, err)
-	}
-	d.o.Logger.Debug("batch queued", "batch", b.ID, "type", b.Family, "events", len(b.Events), "bytes", len(body))
-	signal(d.frozen)
+	d.count(func(st *Stats) { st.OverflowEvents += events })
+	d.o.Logger.Error("event webhook spool full: oldest pending events failed unposted",
+		"events", events, "batches", batches, "pending", n, "max_pending", d.o.MaxPending)
 	return nil
 }
 
@@ -252,6 +410,17 @@ func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 		}
 		s := d.o.Settings()
 		if err := s.Validate(d.o.AllowHTTP); err != nil {
+			// Without anything due there is nothing to complain about
+			// (a new installation has no settings yet).
+			next, ok, nerr := d.o.Outbox.NextDue(ctx)
+			switch {
+			case nerr != nil:
+				return time.Time{}, fmt.Errorf("deliver batches: %w", nerr)
+			case !ok:
+				return time.Time{}, nil
+			case next.After(now):
+				return next, nil
+			}
 			return time.Time{}, fmt.Errorf("deliver batches: %w", err)
 		}
 		p, err := d.posterFor(s)
@@ -276,14 +445,47 @@ func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 	return time.Time{}, nil
 }
 
+// body returns the batch's frozen body, encoding and freezing it at the
+// first attempt with the settings of that moment.
+func (d *Dispatcher) body(ctx context.Context, s settings.EventWebhook, id string, f Frozen) (ct string, body []byte, err error) {
+	if f.Body != nil {
+		return f.ContentType, f.Body, nil
+	}
+	evs, err := d.o.Outbox.BatchEvents(ctx, id)
+	if err != nil {
+		return "", nil, err
+	}
+	ct, body, err = Encode(s, d.o.ServerComposition, f.Family, evs)
+	if err != nil {
+		return "", nil, errEncode{err}
+	}
+	return d.o.Outbox.FreezeBody(ctx, id, ct, body)
+}
+
+// errEncode marks a batch that cannot be encoded with the current settings
+// (a blocks batch after a switch to version 1, say): it fails, as retrying
+// cannot help.
+type errEncode struct{ error }
+
 func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Poster, id string) error {
-	ct, body, attempt, first, err := d.o.Outbox.Frozen(ctx, id)
+	f, err := d.o.Outbox.Frozen(ctx, id)
 	if err != nil {
 		return fmt.Errorf("deliver %s: %w", id, err)
 	}
-	res := p.Post(ctx, NewRequest(s, id, attempt, ct, body))
+	ct, body, err := d.body(ctx, s, id, f)
+	events := f.Events
+	var res Result
+	var ee errEncode
+	switch {
+	case errors.As(err, &ee):
+		res = Result{Outcome: Permanent, Kind: KindConfig, Reason: err.Error(), Started: d.o.Now()}
+	case err != nil:
+		return fmt.Errorf("deliver %s: %w", id, err)
+	default:
+		res = p.Post(ctx, NewRequest(s, id, f.Attempt, ct, body))
+	}
 	now := d.o.Now()
-	state, next := Decide(res, attempt, first, now, time.Duration(s.RetryPeriod), d.o.Rand)
+	state, next := Decide(res, f.Round, f.FirstAttempt, now, time.Duration(s.RetryPeriod), d.o.Rand)
 	switch {
 	case res.Kind == KindCanceled:
 		// Not the endpoint's fault: try again as soon as we are back.
@@ -293,14 +495,27 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 	}
 	// Recorded even while stopping: the write is short, and an unrecorded
 	// attempt would wait for its lease to run out.
-	if err := d.o.Outbox.Record(context.WithoutCancel(ctx), id, attempt, res.Started, s.Endpoint, state, res.Status, res.Reason, res.Response, next); err != nil {
-		return fmt.Errorf("deliver %s: record attempt %d: %w", id, attempt, err)
+	a := Attempt{BatchID: id, Attempt: f.Attempt, At: res.Started, Host: d.o.Hostname, Endpoint: s.Endpoint,
+		State: state, Status: res.Status, Reason: res.Reason, Response: res.Response, Next: next}
+	if err := d.o.Outbox.Record(context.WithoutCancel(ctx), a); err != nil {
+		return fmt.Errorf("deliver %s: record attempt %d: %w", id, f.Attempt, err)
 	}
+	d.count(func(st *Stats) {
+		st.Attempts++
+		switch state {
+		case StateSucceeded:
+			st.BatchesSucceeded++
+			st.EventsSucceeded += int64(events)
+		case StateFailed:
+			st.BatchesFailed++
+			st.EventsFailed += int64(events)
+		}
+	})
 	level := slog.LevelInfo
 	if state != StateSucceeded {
 		level = slog.LevelWarn
 	}
-	attrs := []any{"batch", id, "attempt", attempt, "state", state, "status", res.Status, "took", res.Took.Round(time.Millisecond)}
+	attrs := []any{"batch", id, "attempt", f.Attempt, "events", events, "state", state, "status", res.Status, "took", res.Took.Round(time.Millisecond)}
 	if state != StateSucceeded {
 		attrs = append(attrs, "reason", res.Reason)
 	}

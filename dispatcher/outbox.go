@@ -8,60 +8,50 @@ import (
 )
 
 // Outbox is what the dispatcher needs from the store (sqlite.Store
-// implements it). Its methods use only builtins, time and event types so
-// that the store need not import this package (ARCHITECTURE.md, import
-// rule 2). All methods must be safe for concurrent use: batches are formed
-// and delivered by two goroutines.
+// implements it; outboxtest.Mem is the in-memory reference). Its methods
+// use only builtins, time, event and the plain structs below, so that the
+// store need not import this package (ARCHITECTURE.md, import rule 2).
+// All methods must be safe for concurrent use: batches are formed and
+// delivered by two goroutines.
 //
-// The store keeps, per batch (one row of the Event Webhook log, WIRE.md §5):
+// The stored events are themselves the outbox: an event is waiting to be
+// posted from the moment the log reader's transaction stores it, and
+// nothing is written per event on its way. The store keeps
 //
-//	batch_id          TEXT PRIMARY KEY  BatchID of its events: "batch_" + 32 hex
-//	family            TEXT              deliveries | bounces | blocks
-//	content_type      TEXT
-//	body              BLOB              the frozen bytes, posted unchanged on every attempt
-//	state             TEXT              queued | deferred | succeeded | failed
-//	attempts          INTEGER           attempts claimed so far (the number in Posthorn-Attempt)
-//	first_attempt_at  INTEGER NULL      set by the first claim; the retry period counts from it
-//	next_attempt_at   INTEGER NULL      when queued or deferred: when it is due
-//	lease_until       INTEGER NULL      set while an attempt is in flight
-//	last_status, last_reason, endpoint  of the newest attempt, for the log screen
+//   - per family, how far batches were formed: every event of the family
+//     at or before that position is in a batch, or was skipped because the
+//     family was switched off;
+//   - per batch (one row of the Event Webhook log, WIRE.md §5): batch_id,
+//     family, the range of positions of its events, how many, the
+//     earliest and latest event time, host name, endpoint, state (queued,
+//     deferred, succeeded, failed), attempts, first_attempt_at,
+//     next_attempt_at, lease_until, last HTTP status and reason, and the
+//     content type and body, empty until the first attempt freezes them;
+//   - one row per attempt: batch_id, attempt, time, host name, endpoint,
+//     state, HTTP status, reason, the first 512 bytes of the answer.
 //
-// plus, per event and webhook, its batch_id (NULL until frozen; a marker
-// for skipped events), and one row per attempt (batch_id, attempt, time, endpoint,
-// state, HTTP status, reason, first 512 bytes of the answer), which is
-// the detail the log screen shows. Index (state, next_attempt_at). Times
-// are stored in UTC.
-//
-// Why the body is stored, not encoded again: a batch must be the same bytes
-// on every attempt (receivers deduplicate on webhook-id, and the settings
-// — version, zone, api_key — may change in between). Events that were
-// stored but not frozen when the process died are simply read again by
-// Unbatched and formed into batches anew: they were never posted, so a
-// different membership does no harm, and the same membership gets the same
-// id. A batch frozen before a crash is claimed again once its lease runs
-// out, with the same id and body and the next attempt number.
+// Why the body is frozen at the first attempt and then stored: every
+// attempt must send the same bytes (receivers deduplicate on webhook-id,
+// and the settings — version, zone, api_key — may change between
+// attempts), while a batch that was never attempted — say, thousands
+// queued behind a dead endpoint — costs only its row.
 type Outbox interface {
-	// Unbatched returns up to limit stored events of the family that
-	// belong to no batch and were not skipped, in the order they were
-	// stored, starting after the position `after` ("" means from the
-	// oldest), and the position after the last event returned. Positions
-	// are the store's own opaque strings (an outbox row id, say). The
-	// dispatcher passes back the last position it got, so it reads each
-	// event once while it runs, and everything unfrozen again after a
-	// restart.
-	Unbatched(ctx context.Context, family string, after string, limit int) (evs []event.Event, next string, err error)
+	// Progress returns, per family, the position up to which batches are
+	// formed (0: none yet).
+	Progress(ctx context.Context) (map[string]int64, error)
 
-	// Skip marks events as never to be posted: their family was switched
-	// off when they were read, so switching it on later does not post the
-	// backlog. Events are passed whole so the store can find them by its
-	// (time, id) key.
-	Skip(ctx context.Context, evs []event.Event) error
+	// Unformed returns up to limit stored events of any family positioned
+	// after `after`, in the order they were stored.
+	Unformed(ctx context.Context, after int64, limit int) ([]Pending, error)
 
-	// Freeze stores a closed batch and assigns its events to it, in one
-	// transaction, with state queued, attempts 0 and next_attempt_at due.
-	// Freezing a batch_id that exists already changes nothing and returns
-	// nil.
-	Freeze(ctx context.Context, batchID, family string, evs []event.Event, contentType string, body []byte, due time.Time) error
+	// LastSeq returns the position of the newest stored event (0: none).
+	LastSeq(ctx context.Context) (int64, error)
+
+	// Form stores closed batches — state queued, attempts 0, due at
+	// `due` — and raises the families' progress to the given positions,
+	// in one transaction. A batch_id that exists already is left as it is;
+	// progress never goes back.
+	Form(ctx context.Context, batches []Formed, progress map[string]int64, due time.Time) error
 
 	// ClaimDue leases, in one short transaction, up to limit batches in
 	// state queued or deferred whose next_attempt_at is at or before now
@@ -72,20 +62,91 @@ type Outbox interface {
 	// even when the process dies mid-attempt.
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error)
 
-	// Frozen returns a batch's stored body, its attempt number (as counted
-	// by ClaimDue) and the time of its first attempt.
-	Frozen(ctx context.Context, batchID string) (contentType string, body []byte, attempt int, firstAttempt time.Time, err error)
+	// Frozen returns what an attempt at a batch needs.
+	Frozen(ctx context.Context, batchID string) (Frozen, error)
 
-	// Record stores the end of one attempt in one transaction: an attempt
-	// row (attempt, at, endpoint, state, status, reason, response), and on
-	// the batch: state, next_attempt_at (next, zero unless deferred),
-	// last_status, last_reason, endpoint, and lease_until cleared. status
-	// is 0 when there was no HTTP answer; response is at most 512 bytes and
-	// need not be UTF-8.
-	Record(ctx context.Context, batchID string, attempt int, at time.Time, endpoint string, state string, status int, reason string, response []byte, next time.Time) error
+	// BatchEvents returns a batch's events in the order they were stored.
+	BatchEvents(ctx context.Context, batchID string) ([]event.Event, error)
+
+	// FreezeBody stores a batch's body at its first attempt unless one is
+	// stored already, and returns the stored one: whatever happens later,
+	// that is what every attempt sends.
+	FreezeBody(ctx context.Context, batchID, contentType string, body []byte) (string, []byte, error)
+
+	// Record stores the end of one attempt in one transaction: the attempt
+	// row, and on the batch its state, next_attempt_at (a.Next; zero
+	// unless deferred), last status and reason, endpoint, and lease_until
+	// cleared. a.Response is at most 512 bytes and need not be UTF-8.
+	Record(ctx context.Context, a Attempt) error
 
 	// NextDue returns the earliest next_attempt_at of a queued or deferred
 	// batch (taking an unexpired lease into account: a leased batch is due
 	// at lease_until at the earliest); ok is false when there is none.
 	NextDue(ctx context.Context) (at time.Time, ok bool, err error)
+
+	// ReleaseLeases clears every lease. The daemon calls it at start: one
+	// daemon runs per store, so a lease it finds was held by a process
+	// that died mid-attempt, and that batch is due again at once rather
+	// than when its lease would have run out.
+	ReleaseLeases(ctx context.Context) (int, error)
+
+	// PendingEvents returns how many events queued and deferred batches
+	// hold.
+	PendingEvents(ctx context.Context) (int64, error)
+
+	// FailOldest marks the oldest queued or deferred batches (by position)
+	// that are not leased at now as failed with reason, until at least n
+	// events are failed or none is left; it returns how many batches and
+	// events it failed.
+	FailOldest(ctx context.Context, n int64, now time.Time, reason string) (batches int, events int64, err error)
+}
+
+// Formed is a closed batch as the store keeps it.
+type Formed struct {
+	ID        string
+	Family    string
+	First     int64 // positions of its first and last event; its members
+	Last      int64 // are the family's events in between
+	Events    int
+	FirstTime time.Time // earliest and latest event time
+	LastTime  time.Time
+	Host      string // this server's host name, for the log
+	Endpoint  string // the endpoint when formed, for the log until an attempt
+}
+
+// Frozen is what an attempt at a batch starts from.
+type Frozen struct {
+	Family      string
+	Events      int
+	ContentType string
+	Body        []byte // nil until the first attempt freezes it
+	// Attempt is the number of this attempt as counted by ClaimDue, sent
+	// as Posthorn-Attempt; Round counts only the attempts since the batch
+	// was last replayed, for the retry schedule.
+	Attempt, Round int
+	// FirstAttempt is when the first attempt of this round was claimed;
+	// the retry period counts from it.
+	FirstAttempt time.Time
+}
+
+// Attempt is the end of one attempt, as Record stores it.
+type Attempt struct {
+	BatchID  string
+	Attempt  int
+	At       time.Time
+	Host     string
+	Endpoint string
+	State    string
+	Status   int // 0 without an HTTP answer
+	Reason   string
+	Response []byte    // at most KeptResponse bytes
+	Next     time.Time // deferred: when the next attempt is due
+}
+
+// FromBatch describes a closed batch for Form.
+func FromBatch(b Batch, host, endpoint string) Formed {
+	return Formed{
+		ID: b.ID, Family: b.Family, First: b.First, Last: b.Last, Events: b.Len(),
+		FirstTime: b.FirstTime, LastTime: b.LastTime, Host: host, Endpoint: endpoint,
+	}
 }

@@ -1,0 +1,802 @@
+package outboxtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
+)
+
+// Harness is an Outbox under test with the means to look into it.
+type Harness struct {
+	Outbox dispatcher.Outbox
+	// Store stores events as the log reader does.
+	Store func(t testing.TB, evs ...event.Event)
+	// Inspect returns what the outbox holds about a batch.
+	Inspect func(t testing.TB, id string) (Batch, bool)
+	// IDs lists every batch id, in any order.
+	IDs func(t testing.TB) []string
+	// FailOn makes the named Outbox method return an error wrapping
+	// ErrInjected until it is called again with "".
+	FailOn func(method string)
+}
+
+// Batch is what an outbox holds about one batch.
+type Batch struct {
+	ID, Family, State string
+	ContentType       string
+	Body              []byte   // nil until frozen
+	Events            []string // event ids, in stored order
+	Attempts          int
+	Next              time.Time // zero unless queued or deferred
+	Leased            bool
+	Reason            string
+	Host              string
+	First             int64
+	Records           []dispatcher.Attempt // Next need not be kept
+}
+
+// at is the fake clock's start.
+var at = time.Date(2026, 3, 14, 5, 6, 7, 0, time.UTC)
+
+const (
+	composition = "mail.example.com"
+	hostname    = "mx1.example.com"
+	testKey     = "key-123"
+)
+
+var testSecret = settings.Secret("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+
+// Run runs every scenario, each against a fresh harness.
+func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
+	for _, sc := range []struct {
+		name string
+		run  func(t *testing.T, h Harness)
+	}{
+		{"FormsAndDelivers", testFormsAndDelivers},
+		{"RetriesFrozenBatch", testRetriesFrozenBatch},
+		{"PermanentFailure", testPermanentFailure},
+		{"RetryPeriodEnds", testRetryPeriodEnds},
+		{"Restart", testRestart},
+		{"InvalidSettingsWait", testInvalidSettingsWait},
+		{"FormError", testFormError},
+		{"StopMidAttempt", testStopMidAttempt},
+		{"SwitchedOffFamily", testSwitchedOffFamily},
+		{"NothingPosted", testNothingPosted},
+		{"FrozenAtFirstAttempt", testFrozenAtFirstAttempt},
+		{"EncodeFailure", testEncodeFailure},
+		{"MaxPending", testMaxPending},
+		{"Run", testRun},
+	} {
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, newHarness(t)) })
+	}
+}
+
+// clock is a fake clock the tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+// seen is what the receiver saw of one request.
+type seen struct {
+	header http.Header
+	body   []byte
+}
+
+// script is a receiver that answers from a list of statuses (the last one
+// repeats) and passes on what it saw.
+type script struct {
+	mu       sync.Mutex
+	statuses []int
+	headers  map[int]http.Header
+	seen     chan seen
+	before   func() // runs before answering
+}
+
+func newScript(statuses ...int) *script {
+	return &script{statuses: statuses, headers: map[int]http.Header{}, seen: make(chan seen, 1000)}
+}
+
+func (s *script) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	status := s.statuses[0]
+	if len(s.statuses) > 1 {
+		s.statuses = s.statuses[1:]
+	}
+	before := s.before
+	s.mu.Unlock()
+	s.seen <- seen{header: r.Header.Clone(), body: body}
+	if before != nil {
+		before()
+	}
+	for k, v := range s.headers[status] {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "answer %d", status)
+}
+
+// drain returns what the receiver saw so far, without waiting.
+func (s *script) drain() []seen {
+	var out []seen
+	for {
+		select {
+		case r := <-s.seen:
+			out = append(out, r)
+		default:
+			return out
+		}
+	}
+}
+
+type rig struct {
+	h     Harness
+	clock *clock
+	recv  *script
+	mu    sync.Mutex
+	s     settings.EventWebhook
+	d     *dispatcher.Dispatcher
+	opts  dispatcher.Options
+}
+
+// startTLS starts an HTTPS receiver and writes its certificate to a PEM
+// file for the ca_file setting.
+func startTLS(t *testing.T, h http.Handler) (url, caFile string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, caFile
+}
+
+func newRig(t *testing.T, h Harness, handler http.Handler, change func(*settings.EventWebhook)) *rig {
+	t.Helper()
+	url, ca := startTLS(t, handler)
+	recv, _ := handler.(*script)
+	s := settings.Default()
+	s.Endpoint = url + "/events"
+	s.Deliveries, s.Bounces = true, true
+	s.JSON = true
+	s.Timezone = "UTC"
+	s.Interval = 5
+	s.APIKey = testKey
+	s.SigningSecret = testSecret
+	s.CAFile = ca
+	if change != nil {
+		change(&s)
+	}
+	if err := s.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{h: h, clock: &clock{t: at}, recv: recv, s: s}
+	r.opts = dispatcher.Options{
+		Outbox:            h.Outbox,
+		Settings:          r.settings,
+		ServerComposition: composition,
+		Hostname:          hostname,
+		Version:           "1.2.3",
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:               r.clock.Now,
+		Rand:              func() float64 { return 0.5 },
+	}
+	r.d = r.newDispatcher(t)
+	return r
+}
+
+func (r *rig) settings() settings.EventWebhook {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.s
+}
+
+func (r *rig) change(f func(*settings.EventWebhook)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.s)
+}
+
+// newDispatcher starts another process on the same outbox.
+func (r *rig) newDispatcher(t *testing.T) *dispatcher.Dispatcher {
+	t.Helper()
+	d, err := dispatcher.New(r.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (r *rig) form(t *testing.T) time.Time {
+	t.Helper()
+	next, err := r.d.Form(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+func (r *rig) deliver(t *testing.T) time.Time {
+	t.Helper()
+	next, err := r.d.Deliver(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return next
+}
+
+func (r *rig) batch(t *testing.T, id string) Batch {
+	t.Helper()
+	b, ok := r.h.Inspect(t, id)
+	if !ok {
+		t.Fatalf("no batch %s", id)
+	}
+	return b
+}
+
+// batches returns every batch, in the order their events were stored.
+func (r *rig) batches(t *testing.T) []Batch {
+	t.Helper()
+	var out []Batch
+	for _, id := range r.h.IDs(t) {
+		out = append(out, r.batch(t, id))
+	}
+	slices.SortFunc(out, func(a, b Batch) int { return int(a.First - b.First) })
+	return out
+}
+
+func manyEvents(prefix string, typ event.Type, n int) []event.Event {
+	evs := make([]event.Event, n)
+	for i := range evs {
+		evs[i] = event.Event{ID: fmt.Sprintf("%s-%04d", prefix, i), Type: typ, Time: at.Add(time.Duration(i) * time.Millisecond),
+			Host: "mx1", QueueID: "4Q1", To: fmt.Sprintf("r%d@example.com", i), MessageID: "<m@example.com>"}
+	}
+	return evs
+}
+
+func eventIDs(evs []event.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// verify checks a Standard Webhooks signature made at ts.
+func verify(h http.Header, body []byte, ts time.Time) error {
+	key, err := testSecret.SigningKey()
+	if err != nil {
+		return err
+	}
+	id := h.Get(dispatcher.HeaderWebhookID)
+	if got := h.Get(dispatcher.HeaderWebhookTimestamp); got != strconv.FormatInt(ts.Unix(), 10) {
+		return fmt.Errorf("webhook-timestamp %s, want %d", got, ts.Unix())
+	}
+	want := dispatcher.Sign(key, id, ts, body)
+	if !hmac.Equal([]byte(h.Get(dispatcher.HeaderWebhookSignature)), []byte(want)) {
+		return errors.New("signature does not verify")
+	}
+	return nil
+}
+
+func testFormsAndDelivers(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	deliveries := manyEvents("d", event.Succeeded, 250)
+	bounces := manyEvents("b", event.Bounced, 3)
+	blocks := manyEvents("k", event.Registered, 2) // blocks are off
+	h.Store(t, deliveries[:120]...)
+	h.Store(t, bounces...)
+	h.Store(t, blocks...)
+	h.Store(t, deliveries[120:]...)
+
+	next := r.form(t)
+	// Two full batches of 100 at once; 50 deliveries and 3 bounces wait.
+	if n := len(h.IDs(t)); n != 2 {
+		t.Fatalf("%d batches formed, want 2", n)
+	}
+	if !next.Equal(at.Add(time.Second)) { // within Poll, before the interval
+		t.Errorf("Form wants to run again at %v", next)
+	}
+	// Nothing new, interval not over: nothing happens.
+	r.clock.Set(at.Add(4 * time.Second))
+	if r.form(t); len(h.IDs(t)) != 2 {
+		t.Fatalf("Form before the interval: %d batches", len(h.IDs(t)))
+	}
+	r.clock.Set(at.Add(5 * time.Second))
+	r.form(t)
+	got := r.batches(t)
+	want := [][]event.Event{deliveries[:100], deliveries[100:200], bounces, deliveries[200:]}
+	if len(got) != len(want) {
+		t.Fatalf("%d batches after the interval, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		b := got[i]
+		fam := w[0].Type.Family()
+		if b.ID != dispatcher.BatchID(fam, eventIDs(w)) || b.Family != fam || b.State != dispatcher.StateQueued ||
+			!slices.Equal(b.Events, eventIDs(w)) || b.Body != nil || b.Host != hostname {
+			t.Errorf("batch %d: %+v", i, b)
+		}
+	}
+
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != 4 {
+		t.Fatalf("%d posts, want 4", len(posts))
+	}
+	for _, p := range posts {
+		id := p.header.Get(dispatcher.HeaderWebhookID)
+		b := r.batch(t, id)
+		var w []event.Event
+		for _, ws := range want {
+			if dispatcher.BatchID(ws[0].Type.Family(), eventIDs(ws)) == id {
+				w = ws
+			}
+		}
+		ct, body, _ := dispatcher.Encode(r.s, composition, b.Family, w)
+		if !bytes.Equal(p.body, body) || !bytes.Equal(b.Body, body) || b.ContentType != ct || p.header.Get("Content-Type") != ct {
+			t.Errorf("post of %s is not its events encoded and frozen", id)
+		}
+		if err := verify(p.header, p.body, at.Add(5*time.Second)); err != nil {
+			t.Errorf("post of %s: %v", id, err)
+		}
+		if b.State != dispatcher.StateSucceeded || b.Attempts != 1 || len(b.Records) != 1 || b.Leased {
+			t.Fatalf("batch %s: state %s, %d attempts, records %+v", id, b.State, b.Attempts, b.Records)
+		}
+		rec := b.Records[0]
+		if rec.Attempt != 1 || rec.Status != 200 || rec.State != dispatcher.StateSucceeded || string(rec.Response) != "answer 200" ||
+			rec.Endpoint != r.s.Endpoint || rec.Host != hostname || !rec.At.Equal(at.Add(5*time.Second)) || rec.Reason != "HTTP 200 OK" {
+			t.Errorf("batch %s: record %+v", id, rec)
+		}
+	}
+	if _, ok, _ := h.Outbox.NextDue(context.Background()); ok {
+		t.Error("a batch is still due")
+	}
+	if n, _ := h.Outbox.PendingEvents(context.Background()); n != 0 {
+		t.Errorf("%d events pending after delivery", n)
+	}
+	if st := r.d.Stats(); st.BatchesSucceeded != 4 || st.EventsSucceeded != 253 || st.EventsFormed != 253 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A temporary failure holds the endpoint until the batch's next attempt,
+// which carries the same id and bytes, a new signature and attempt 2.
+func testRetriesFrozenBatch(t *testing.T, h Harness) {
+	recv := newScript(503, 200)
+	recv.headers[503] = http.Header{"Retry-After": {"60"}}
+	r := newRig(t, h, recv, nil)
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	h.Store(t, manyEvents("e", event.Queued, 100)...)
+	r.form(t)
+
+	if next := r.deliver(t); !next.Equal(at.Add(time.Minute)) {
+		t.Errorf("Deliver wants to run again at %v, want Retry-After's minute", next)
+	}
+	first := r.recv.drain()
+	if len(first) != 1 { // the second batch is not tried against a failing endpoint
+		t.Fatalf("%d posts while the endpoint fails, want 1", len(first))
+	}
+	id := first[0].header.Get(dispatcher.HeaderWebhookID)
+	b := r.batch(t, id)
+	if b.State != dispatcher.StateDeferred || !b.Next.Equal(at.Add(time.Minute)) || len(b.Records) != 1 ||
+		b.Records[0].Reason != "HTTP 503 Service Unavailable" || b.Records[0].Status != 503 || !bytes.Equal(b.Body, first[0].body) {
+		t.Fatalf("after 503: %+v", b)
+	}
+	if n, _ := h.Outbox.PendingEvents(context.Background()); n != 200 {
+		t.Errorf("%d events pending, want 200", n)
+	}
+	// Settings that change the payload do not change a frozen batch.
+	r.change(func(s *settings.EventWebhook) { s.JSON = false })
+
+	r.clock.Set(at.Add(30 * time.Second))
+	if r.deliver(t); len(r.recv.drain()) != 0 {
+		t.Fatal("posted during the hold")
+	}
+	r.clock.Set(at.Add(time.Minute))
+	r.deliver(t)
+	second := r.recv.drain()
+	if len(second) != 2 {
+		t.Fatalf("%d posts after the hold, want 2", len(second))
+	}
+	// The other batch was due since it was formed, so it goes first now.
+	retry := second[1]
+	if retry.header.Get(dispatcher.HeaderWebhookID) != id || !bytes.Equal(retry.body, first[0].body) {
+		t.Error("the retry is not the frozen batch")
+	}
+	if second[0].header.Get("Content-Type") != dispatcher.ContentTypeForm {
+		t.Error("the batch first attempted after the change was not encoded with the new settings")
+	}
+	if a, b := first[0].header.Get(dispatcher.HeaderAttempt), retry.header.Get(dispatcher.HeaderAttempt); a != "1" || b != "2" {
+		t.Errorf("attempt headers %s, %s", a, b)
+	}
+	if err := verify(retry.header, retry.body, at.Add(time.Minute)); err != nil {
+		t.Errorf("retry signature: %v", err)
+	}
+	for _, b := range r.batches(t) {
+		if b.State != dispatcher.StateSucceeded {
+			t.Errorf("batch %s: %s", b.ID, b.State)
+		}
+	}
+	if b := r.batch(t, id); len(b.Records) != 2 || b.Records[1].Attempt != 2 || b.Attempts != 2 {
+		t.Errorf("records %+v", b.Records)
+	}
+}
+
+// A permanent failure fails that batch and the next goes on.
+func testPermanentFailure(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(400, 200), nil)
+	h.Store(t, manyEvents("d", event.Queued, 200)...)
+	r.form(t)
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != 2 {
+		t.Fatalf("%d posts, want 2", len(posts))
+	}
+	a := r.batch(t, posts[0].header.Get(dispatcher.HeaderWebhookID))
+	b := r.batch(t, posts[1].header.Get(dispatcher.HeaderWebhookID))
+	if a.State != dispatcher.StateFailed || b.State != dispatcher.StateSucceeded || a.Reason != "HTTP 400 Bad Request" || !a.Next.IsZero() {
+		t.Errorf("states %s (%q) %s, want failed succeeded", a.State, a.Reason, b.State)
+	}
+	if st := r.d.Stats(); st.BatchesFailed != 1 || st.EventsFailed != 100 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// A batch that keeps failing is failed when the retry period ends.
+func testRetryPeriodEnds(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(500), func(s *settings.EventWebhook) { s.RetryPeriod = settings.Duration(time.Hour) })
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	r.form(t)
+	id := h.IDs(t)[0]
+	for range 20 {
+		next, ok, _ := h.Outbox.NextDue(context.Background())
+		if !ok {
+			break
+		}
+		r.clock.Set(next)
+		r.deliver(t)
+	}
+	b := r.batch(t, id)
+	// 0 s, 10 s, 1 min 10 s, 6 min 10 s, 21 min 10 s, 51 min 10 s, and the
+	// last at the hour (retry.go's schedule without jitter).
+	if b.State != dispatcher.StateFailed || len(b.Records) != 7 || len(r.recv.drain()) != 7 ||
+		!b.Records[6].At.Equal(at.Add(time.Hour)) || b.Attempts != 7 {
+		t.Errorf("state %s after %d attempts, last at %v", b.State, len(b.Records), b.Records[len(b.Records)-1].At)
+	}
+}
+
+// After a crash, a batch claimed but never recorded is claimed again —
+// at once once leases are released at start, else when its lease ends —
+// with the same id and bytes and the next attempt number; events that
+// were not formed form the same batch again.
+func testRestart(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	ctx := context.Background()
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	h.Store(t, manyEvents("b", event.Bounced, 5)...)
+	r.form(t)
+	if len(h.IDs(t)) != 1 {
+		t.Fatalf("%d batches, want the full one", len(h.IDs(t)))
+	}
+	// The first process claims the batch, freezes its body and dies during
+	// the POST.
+	ids, err := h.Outbox.ClaimDue(ctx, at, at.Add(time.Hour), 1)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("claim: %v %v", ids, err)
+	}
+	inFlight := ids[0]
+	evs, err := h.Outbox.BatchEvents(ctx, inFlight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, err := dispatcher.Encode(r.s, composition, "deliveries", evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Outbox.FreezeBody(ctx, inFlight, dispatcher.ContentTypeJSON, body); err != nil {
+		t.Fatal(err)
+	}
+	// A second freeze (the same batch attempted again) keeps the first.
+	if _, kept, err := h.Outbox.FreezeBody(ctx, inFlight, dispatcher.ContentTypeJSON, []byte("other")); err != nil || !bytes.Equal(kept, body) {
+		t.Fatalf("second FreezeBody returned %q, %v", kept, err)
+	}
+	// The open bounces batch dies with the process, unformed.
+	wantBounces := dispatcher.BatchID("bounces", eventIDs(manyEvents("b", event.Bounced, 5)))
+
+	r.d = r.newDispatcher(t)
+	r.clock.Set(at.Add(10 * time.Second))
+	r.form(t) // opens the bounces batch again
+	r.clock.Set(at.Add(15 * time.Second))
+	r.form(t)
+	if next := r.deliver(t); len(r.recv.drain()) != 1 || !next.Equal(at.Add(time.Hour)) {
+		t.Fatalf("before the lease ended: want only the bounces posted, and the leased batch due at its lease's end (got %v)", next)
+	}
+	if n, err := h.Outbox.ReleaseLeases(ctx); err != nil || n != 1 {
+		t.Fatalf("ReleaseLeases = %d, %v; want 1", n, err)
+	}
+	r.deliver(t)
+	got := r.recv.drain()
+	if len(got) != 1 || got[0].header.Get(dispatcher.HeaderWebhookID) != inFlight {
+		t.Fatalf("%d posts after the release, want the in-flight batch", len(got))
+	}
+	if got[0].header.Get(dispatcher.HeaderAttempt) != "2" || !bytes.Equal(got[0].body, body) {
+		t.Errorf("re-claimed batch: attempt %s, same bytes %v", got[0].header.Get(dispatcher.HeaderAttempt), bytes.Equal(got[0].body, body))
+	}
+	if b := r.batch(t, wantBounces); b.State != dispatcher.StateSucceeded || len(b.Events) != 5 {
+		t.Errorf("bounces formed again: %+v", b)
+	}
+	// Nothing formed twice.
+	r.clock.Set(at.Add(time.Minute))
+	r.d = r.newDispatcher(t)
+	r.form(t)
+	if n := len(h.IDs(t)); n != 2 {
+		t.Errorf("%d batches after another restart, want 2", n)
+	}
+}
+
+// Forming goes on with an invalid endpoint; delivery waits for it.
+func testInvalidSettingsWait(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	good := r.s.Endpoint
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	r.change(func(s *settings.EventWebhook) { s.Endpoint = "http://insecure.example/" })
+	r.form(t)
+	if len(h.IDs(t)) != 1 {
+		t.Fatal("no batch formed while the endpoint is invalid")
+	}
+	if _, err := r.d.Deliver(context.Background()); err == nil {
+		t.Error("Deliver with invalid settings: no error")
+	}
+	if len(r.recv.drain()) != 0 {
+		t.Error("posted with invalid settings")
+	}
+	r.change(func(s *settings.EventWebhook) { s.Endpoint = good })
+	if r.deliver(t); len(r.recv.drain()) != 1 {
+		t.Error("not posted once the settings are fixed")
+	}
+}
+
+// A store error while forming loses nothing: the events are read again.
+func testFormError(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	h.Store(t, manyEvents("d", event.Queued, 150)...)
+	h.FailOn("Form")
+	if _, err := r.d.Form(context.Background()); !errors.Is(err, ErrInjected) {
+		t.Fatalf("Form = %v, want the injected error", err)
+	}
+	h.FailOn("")
+	for _, sec := range []time.Duration{1, 10} { // the rest waits for its interval
+		r.clock.Set(at.Add(sec * time.Second))
+		r.form(t)
+	}
+	seenIDs := map[string]int{}
+	for _, b := range r.batches(t) {
+		for _, id := range b.Events {
+			seenIDs[id]++
+		}
+	}
+	if len(seenIDs) != 150 {
+		t.Errorf("%d events formed after the error, want all 150", len(seenIDs))
+	}
+	for id, n := range seenIDs {
+		if n != 1 {
+			t.Errorf("event %s in %d batches", id, n)
+		}
+	}
+}
+
+// Stopping mid-attempt records it as deferred and due at once.
+func testStopMidAttempt(t *testing.T, h Harness) {
+	release := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newRig(t, h, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		cancel()
+		<-release
+	}), nil)
+	t.Cleanup(func() { close(release) })
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	r.form(t)
+	r.d.Deliver(ctx)
+	b := r.batch(t, h.IDs(t)[0])
+	if b.State != dispatcher.StateDeferred || !b.Next.Equal(at) || len(b.Records) != 1 ||
+		b.Records[0].Reason != "interrupted: the daemon is stopping" || b.Leased {
+		t.Errorf("after stop: %+v", b)
+	}
+}
+
+// Events of a switched-off family are skipped for good; a batch open when
+// its family is switched off is posted with what it holds.
+func testSwitchedOffFamily(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	blocks := manyEvents("k", event.Registered, 3)
+	h.Store(t, blocks[:1]...)
+	h.Store(t, manyEvents("d", event.Queued, 10)...)
+	r.form(t) // blocks off: k-0000 skipped; 10 deliveries open
+	r.change(func(s *settings.EventWebhook) { s.Blocks = true })
+	h.Store(t, blocks[1:2]...)
+	r.form(t) // k-0001 opens a blocks batch
+	r.change(func(s *settings.EventWebhook) { s.Blocks, s.Deliveries = false, false })
+	h.Store(t, blocks[2:]...)
+	later := manyEvents("l", event.Queued, 5)
+	h.Store(t, later...)
+	r.form(t) // both open batches close; k-0002 and the l- events are skipped
+	r.change(func(s *settings.EventWebhook) { s.Blocks, s.Deliveries = true, true })
+	r.clock.Set(at.Add(time.Minute))
+	r.form(t)
+
+	got := r.batches(t)
+	if len(got) != 2 || !slices.Equal(got[0].Events, eventIDs(manyEvents("d", event.Queued, 10))) ||
+		!slices.Equal(got[1].Events, []string{"k-0001"}) {
+		for _, b := range got {
+			t.Logf("batch %s %v", b.Family, b.Events)
+		}
+		t.Fatalf("%d batches; want the 10 deliveries and k-0001", len(got))
+	}
+	r.deliver(t)
+	if n := len(r.recv.drain()); n != 2 {
+		t.Errorf("%d posts, want 2", n)
+	}
+}
+
+// With no family posted nothing is formed, and switching one on later does
+// not post what was stored before.
+func testNothingPosted(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), func(s *settings.EventWebhook) { s.Deliveries, s.Bounces = false, false })
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	r.form(t)
+	r.change(func(s *settings.EventWebhook) { s.Deliveries = true })
+	after := manyEvents("n", event.Queued, 3)
+	h.Store(t, after...)
+	r.clock.Set(at.Add(time.Minute))
+	r.form(t) // opens the batch of n-*
+	r.clock.Set(at.Add(2 * time.Minute))
+	r.form(t)
+	got := r.batches(t)
+	if len(got) != 1 || !slices.Equal(got[0].Events, eventIDs(after)) {
+		t.Fatalf("batches %+v, want only the events stored after the switch", got)
+	}
+	// A new process does not read the skipped events again either.
+	r.d = r.newDispatcher(t)
+	r.clock.Set(at.Add(time.Hour))
+	r.form(t)
+	if n := len(h.IDs(t)); n != 1 {
+		t.Errorf("%d batches after a restart, want 1", n)
+	}
+}
+
+// The body is made from the settings of the first attempt, not of the
+// moment the batch closed.
+func testFrozenAtFirstAttempt(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	evs := manyEvents("d", event.Queued, 100)
+	h.Store(t, evs...)
+	r.form(t)
+	r.change(func(s *settings.EventWebhook) { s.Version, s.JSON, s.Timezone = 1, false, "Asia/Tokyo" })
+	r.deliver(t)
+	posts := r.recv.drain()
+	want, body, _ := dispatcher.Encode(r.settings(), composition, "deliveries", evs)
+	if len(posts) != 1 || posts[0].header.Get("Content-Type") != want || !bytes.Equal(posts[0].body, body) {
+		t.Errorf("the body is not the events encoded with the settings of the first attempt")
+	}
+}
+
+// A batch its family's settings can no longer encode fails at once.
+func testEncodeFailure(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), func(s *settings.EventWebhook) { s.Blocks = true })
+	h.Store(t, manyEvents("k", event.Registered, 100)...)
+	r.form(t)
+	r.change(func(s *settings.EventWebhook) { s.Version, s.JSON, s.Blocks = 1, false, false })
+	r.deliver(t)
+	if len(r.recv.drain()) != 0 {
+		t.Error("posted a batch that cannot be encoded")
+	}
+	b := r.batch(t, h.IDs(t)[0])
+	if b.State != dispatcher.StateFailed || len(b.Records) != 1 || b.Records[0].Status != 0 || b.Records[0].Reason == "" {
+		t.Errorf("after an encoding failure: %+v", b)
+	}
+}
+
+// Past max_pending the oldest waiting events are failed, logged and
+// counted; the batch in flight is left alone.
+func testMaxPending(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503), nil)
+	r.opts.MaxPending = 250
+	r.d = r.newDispatcher(t)
+	h.Store(t, manyEvents("d", event.Queued, 400)...)
+	r.form(t)
+	if b := r.batches(t); len(b) != 4 {
+		t.Fatalf("%d batches, want 4", len(b))
+	}
+	// The first is attempted and deferred; the three others wait behind it.
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want 1", len(posts))
+	}
+	attempted := posts[0].header.Get(dispatcher.HeaderWebhookID)
+	r.clock.Set(at.Add(6 * time.Second))
+	h.Store(t, manyEvents("e", event.Queued, 100)...)
+	r.form(t) // 500 pending: 250 too many
+	var failed []int
+	for i, b := range r.batches(t) {
+		if b.State == dispatcher.StateFailed {
+			failed = append(failed, i)
+			wantRecords := 0
+			if b.ID == attempted {
+				wantRecords = 1 // the attempt that deferred it
+			}
+			if !strings.HasPrefix(b.Reason, "spool full") || len(b.Records) != wantRecords {
+				t.Errorf("overflowed batch %d: reason %q, %d attempt records", i, b.Reason, len(b.Records))
+			}
+		}
+	}
+	// The attempted batch is deferred, not leased: it fails like the others.
+	if !slices.Equal(failed, []int{0, 1, 2}) {
+		t.Errorf("failed batches %v, want the three oldest", failed)
+	}
+	if n, _ := h.Outbox.PendingEvents(context.Background()); n != 200 {
+		t.Errorf("%d pending after the overflow, want 200", n)
+	}
+	if st := r.d.Stats(); st.OverflowEvents != 300 {
+		t.Errorf("stats %+v, want 300 overflow events", st)
+	}
+}
+
+// Run, with the real clock: events stored and notified reach the receiver.
+func testRun(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	r.opts.Now = time.Now
+	r.d = r.newDispatcher(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.d.Run(ctx) }()
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	r.d.Notify()
+	select {
+	case got := <-r.recv.seen:
+		if n := got.header.Get(dispatcher.HeaderAttempt); n != "1" {
+			t.Errorf("attempt %s", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no post within 10 s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	// Run returns after the attempt is recorded: succeeded, or deferred
+	// if the stop came before the answer.
+	for _, b := range r.batches(t) {
+		if len(b.Records) != 1 || b.Leased || (b.State != dispatcher.StateSucceeded && b.State != dispatcher.StateDeferred) {
+			t.Errorf("batch %s after Run: %s, %d records", b.ID, b.State, len(b.Records))
+		}
+	}
+}
