@@ -65,6 +65,10 @@ type Config struct {
 	// Posthorn's own diagnostic log, written to standard error (the
 	// systemd journal when run as a service).
 	Log Log `toml:"log"`
+
+	// The web console: the event log, its CSV download and the webhook
+	// settings, for users created with "posthorn user add NAME".
+	UI UI `toml:"ui"`
 }
 
 // Store is the [store] table.
@@ -148,6 +152,54 @@ type Log struct {
 	Level string `toml:"level"`
 }
 
+// UI is the [ui] table.
+type UI struct {
+	// Address and port the web console listens on, such as
+	// "127.0.0.1:8025" or "[::1]:8025". Empty turns the console off. It
+	// starts only once a user exists ("posthorn user add NAME"). An address
+	// other than loopback needs tls_cert and tls_key: passwords and mail
+	// addresses must not cross the network in clear text.
+	Listen string `toml:"listen"`
+
+	// Certificate chain for HTTPS, a PEM file given as an absolute path.
+	// With tls_key set too, the console is served over HTTPS only. The
+	// file is read again when it changes, so a renewed certificate needs
+	// no restart.
+	TLSCert string `toml:"tls_cert"`
+
+	// Private key of tls_cert, a PEM file given as an absolute path.
+	TLSKey string `toml:"tls_key"`
+
+	// IANA time zone name (e.g. "Asia/Tokyo") the console shows times in
+	// and reads search periods in. Empty means the system's local time
+	// zone.
+	Timezone string `toml:"timezone"`
+
+	// A console session ends after this long without a request. From 1m
+	// to 24h.
+	IdleTimeout Duration `toml:"idle_timeout"`
+
+	// A console session ends this long after login, however active it is.
+	// From 5m to 30d.
+	SessionLifetime Duration `toml:"session_lifetime"`
+}
+
+// Location returns the zone the console shows times in: the zone named by
+// Timezone, or time.Local. Load has validated the name.
+func (u *UI) Location() *time.Location {
+	if u.Timezone == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(u.Timezone)
+	if err != nil {
+		return time.Local
+	}
+	return loc
+}
+
+// TLS reports whether the console is served over HTTPS.
+func (u *UI) TLS() bool { return u.TLSCert != "" && u.TLSKey != "" }
+
 // defaults is the configuration before a file is applied. Hostname and
 // ServerComposition stay empty: they are filled in after decoding, because
 // server_composition defaults to the hostname that the file may set.
@@ -164,6 +216,11 @@ func defaults() Config {
 			BatchLines:          5000,
 		},
 		Log: Log{Format: FormatText, Level: "info"},
+		UI: UI{
+			Listen:          "127.0.0.1:8025",
+			IdleTimeout:     Duration(time.Hour),
+			SessionLifetime: Duration(12 * time.Hour),
+		},
 	}
 }
 

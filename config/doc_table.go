@@ -117,4 +117,46 @@ var fields = []Field{
 		Default: `"info"`,
 		Doc:     `The least severe messages written: "debug", "info", "warn" or "error".`,
 	},
+	{
+		Key:     "ui",
+		Type:    "table",
+		Default: "",
+		Doc:     `The web console: the event log, its CSV download and the webhook settings, for users created with "posthorn user add NAME".`,
+	},
+	{
+		Key:     "ui.listen",
+		Type:    "string",
+		Default: `"127.0.0.1:8025"`,
+		Doc:     `Address and port the web console listens on, such as "127.0.0.1:8025" or "[::1]:8025". Empty turns the console off. It starts only once a user exists ("posthorn user add NAME"). An address other than loopback needs tls_cert and tls_key: passwords and mail addresses must not cross the network in clear text.`,
+	},
+	{
+		Key:     "ui.tls_cert",
+		Type:    "string",
+		Default: `""`,
+		Doc:     "Certificate chain for HTTPS, a PEM file given as an absolute path. With tls_key set too, the console is served over HTTPS only. The file is read again when it changes, so a renewed certificate needs no restart.",
+	},
+	{
+		Key:     "ui.tls_key",
+		Type:    "string",
+		Default: `""`,
+		Doc:     "Private key of tls_cert, a PEM file given as an absolute path.",
+	},
+	{
+		Key:     "ui.timezone",
+		Type:    "string",
+		Default: `""`,
+		Doc:     `IANA time zone name (e.g. "Asia/Tokyo") the console shows times in and reads search periods in. Empty means the system's local time zone.`,
+	},
+	{
+		Key:     "ui.idle_timeout",
+		Type:    "duration",
+		Default: `"1h"`,
+		Doc:     "A console session ends after this long without a request. From 1m to 24h.",
+	},
+	{
+		Key:     "ui.session_lifetime",
+		Type:    "duration",
+		Default: `"12h"`,
+		Doc:     "A console session ends this long after login, however active it is. From 5m to 30d.",
+	},
 }

@@ -2,8 +2,11 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -69,6 +72,58 @@ func (v *validator) check(c *Config) {
 
 	v.oneOf("log.format", c.Log.Format, FormatText, FormatJSON)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+
+	v.ui(&c.UI)
+}
+
+// ui checks the [ui] table.
+func (v *validator) ui(u *UI) {
+	if u.Listen != "" {
+		v.listen(u)
+	}
+	switch {
+	case u.TLSCert != "" && u.TLSKey == "":
+		v.errorf("ui.tls_cert", "needs ui.tls_key as well")
+	case u.TLSKey != "" && u.TLSCert == "":
+		v.errorf("ui.tls_key", "needs ui.tls_cert as well")
+	}
+	if u.TLSCert != "" {
+		v.absolute("ui.tls_cert", u.TLSCert)
+	}
+	if u.TLSKey != "" {
+		v.absolute("ui.tls_key", u.TLSKey)
+	}
+	if u.Timezone != "" {
+		if _, err := time.LoadLocation(u.Timezone); err != nil {
+			v.errorf("ui.timezone", `unknown time zone %q: want an IANA name such as "Asia/Tokyo" or "UTC"`, u.Timezone)
+		}
+	}
+	inRange(v, "ui.idle_timeout", u.IdleTimeout, Duration(time.Minute), Duration(day))
+	inRange(v, "ui.session_lifetime", u.SessionLifetime, Duration(5*time.Minute), Duration(30*day))
+}
+
+// listen checks the console's address: host:port with a numeric port, and
+// HTTPS unless the host is loopback.
+func (v *validator) listen(u *UI) {
+	host, port, err := net.SplitHostPort(u.Listen)
+	if err != nil {
+		v.errorf("ui.listen", `want host:port such as "127.0.0.1:8025" or "[::1]:8025", got %q`, u.Listen)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.errorf("ui.listen", "port must be a number from 1 to 65535, got %q", port)
+		return
+	}
+	loopback := host == "localhost"
+	if ip, err := netip.ParseAddr(host); err == nil {
+		loopback = ip.IsLoopback()
+	} else if host != "" && host != "localhost" {
+		v.errorf("ui.listen", "host must be an IP address or localhost, got %q", host)
+		return
+	}
+	if !loopback && !u.TLS() {
+		v.errorf("ui.listen", "%q is reachable from other machines: set ui.tls_cert and ui.tls_key, or listen on 127.0.0.1 behind an HTTPS proxy", u.Listen)
+	}
 }
 
 // name checks a host or configuration name, which ends up in logs, CSV
