@@ -13,8 +13,9 @@ import (
 
 // Pending is a stored event that belongs to no batch yet, with what
 // forming a batch needs of it: the full event is read again only when the
-// batch is first attempted.
-type Pending struct {
+// batch is first attempted. Like the types of Outbox, an alias of an
+// unnamed struct type, which the store declares too.
+type Pending = struct {
 	Seq  int64 // the store's position: rising in the order events were stored
 	ID   string
 	Type event.Type

@@ -75,6 +75,7 @@ type Dispatcher struct {
 	poster   *Poster
 	posterCA string
 	hold     time.Time // endpoint failing: no attempt before this
+	streak   int       // temporary failures in a row, of any batch
 
 	notify chan struct{} // new events stored
 	frozen chan struct{} // a batch was formed
@@ -97,6 +98,8 @@ const (
 	// batch) is written: losing it to a crash only means reading those
 	// events again.
 	progressEvery = time.Second
+	// maxHold bounds how long a failing endpoint is left alone.
+	maxHold = 24 * time.Hour
 	// checkEvery is how often the pending events are counted against
 	// MaxPending.
 	checkEvery = 5 * time.Second
@@ -490,8 +493,24 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 	case res.Kind == KindCanceled:
 		// Not the endpoint's fault: try again as soon as we are back.
 		state, next = StateDeferred, now
-	case res.Outcome == Retry && state == StateDeferred:
-		d.hold = next
+	case res.Outcome == Retry:
+		// The endpoint, not only this batch, backs off along the retry
+		// schedule: otherwise every batch queued behind a dead endpoint
+		// would be its first probe, one every 10 s.
+		d.streak++
+		if probe, ok := NextAttempt(d.streak, now, now, maxHold, res.RetryAfter, d.o.Rand); ok {
+			d.hold = probe
+		}
+		switch {
+		case state != StateDeferred:
+		case next.After(d.hold):
+			d.hold = next
+		case next.Equal(f.FirstAttempt.Add(time.Duration(s.RetryPeriod))):
+			// This batch's last try, when its period ends, is not put off.
+			d.hold = next
+		}
+	default:
+		d.streak = 0 // the endpoint answered
 	}
 	// Recorded even while stopping: the write is short, and an unrecorded
 	// attempt would wait for its lease to run out.

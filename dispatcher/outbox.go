@@ -101,8 +101,12 @@ type Outbox interface {
 	FailOldest(ctx context.Context, n int64, now time.Time, reason string) (batches int, events int64, err error)
 }
 
+// The types below are aliases of unnamed struct types, so that the store
+// can declare the very same types without importing this package (an
+// interface method matches only with identical types).
+
 // Formed is a closed batch as the store keeps it.
-type Formed struct {
+type Formed = struct {
 	ID        string
 	Family    string
 	First     int64 // positions of its first and last event; its members
@@ -115,7 +119,7 @@ type Formed struct {
 }
 
 // Frozen is what an attempt at a batch starts from.
-type Frozen struct {
+type Frozen = struct {
 	Family      string
 	Events      int
 	ContentType string
@@ -130,7 +134,7 @@ type Frozen struct {
 }
 
 // Attempt is the end of one attempt, as Record stores it.
-type Attempt struct {
+type Attempt = struct {
 	BatchID  string
 	Attempt  int
 	At       time.Time

@@ -75,6 +75,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"FormsAndDelivers", testFormsAndDelivers},
 		{"RetriesFrozenBatch", testRetriesFrozenBatch},
 		{"PermanentFailure", testPermanentFailure},
+		{"DeadEndpointBacksOff", testDeadEndpointBacksOff},
 		{"RetryPeriodEnds", testRetryPeriodEnds},
 		{"Restart", testRestart},
 		{"InvalidSettingsWait", testInvalidSettingsWait},
@@ -467,6 +468,30 @@ func testPermanentFailure(t *testing.T, h Harness) {
 	}
 	if st := r.d.Stats(); st.BatchesFailed != 1 || st.EventsFailed != 100 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A dead endpoint is probed along the retry schedule, whichever batch is
+// due, not once per batch.
+func testDeadEndpointBacksOff(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503), nil)
+	h.Store(t, manyEvents("d", event.Queued, 500)...)
+	r.form(t)
+	var probes []time.Duration
+	for range 30 {
+		next := r.deliver(t)
+		for range r.recv.drain() {
+			probes = append(probes, r.clock.Now().Sub(at))
+		}
+		if next.Sub(at) > 30*time.Minute {
+			break
+		}
+		r.clock.Set(next)
+	}
+	// 0 s, then 10 s, 1 min, 5 min, 15 min after the probe before.
+	want := []time.Duration{0, 10 * time.Second, 70 * time.Second, 370 * time.Second, 1270 * time.Second}
+	if !slices.Equal(probes, want) {
+		t.Errorf("probes at %v, want %v", probes, want)
 	}
 }
 

@@ -1,0 +1,703 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/event"
+)
+
+// The Event Webhook's outbox (dispatcher.Outbox, migrations/0002_outbox.sql).
+// The stored events are the outbox; batches are rows that name a range of
+// one family's events. The store does not import the dispatcher: these
+// methods take and return plain values whose meaning the dispatcher's
+// Outbox documents.
+
+// Batch states (WIRE.md §5), as the dispatcher writes them.
+const (
+	StateQueued    = "queued"
+	StateDeferred  = "deferred"
+	StateSucceeded = "succeeded"
+	StateFailed    = "failed"
+)
+
+// pendingStates is the SQL condition of a batch still to be posted. It is
+// written exactly as in the partial indexes of 0002_outbox.sql: SQLite
+// uses a partial index only for a query whose WHERE implies the index's.
+const pendingStates = `state IN ('queued', 'deferred')`
+
+// allTypes lists the event types, to map families to types in SQL.
+var allTypes = []event.Type{event.Queued, event.Succeeded, event.Deferred, event.Failed, event.Bounced, event.Registered, event.Deleted}
+
+// familyTypes returns the SQL list of the types posted under a family.
+func familyTypes(family string) (string, error) {
+	var q []string
+	for _, t := range allTypes {
+		if t.Family() == family {
+			q = append(q, "'"+string(t)+"'")
+		}
+	}
+	if len(q) == 0 {
+		return "", fmt.Errorf("unknown event family %q", family)
+	}
+	return "(" + strings.Join(q, ", ") + ")", nil
+}
+
+// nanos stores an instant as Unix nanoseconds; the zero time as NULL.
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return boundNanos(t)
+}
+
+func fromNanos(ns sql.NullInt64) time.Time {
+	if !ns.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, ns.Int64).UTC()
+}
+
+// outboxHooks lets a test make an outbox method of one store fail:
+// *Store → func(method string) error.
+var outboxHooks sync.Map
+
+func (s *Store) hook(op string) error {
+	if h, ok := outboxHooks.Load(s); ok {
+		return h.(func(string) error)(op)
+	}
+	return nil
+}
+
+// Progress returns, per family, the position up to which batches are
+// formed.
+func (s *Store) Progress(ctx context.Context) (map[string]int64, error) {
+	if err := s.hook("Progress"); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT family, formed_seq FROM webhook_progress`)
+	if err != nil {
+		return nil, fmt.Errorf("read webhook progress: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var f string
+		var n int64
+		if err := rows.Scan(&f, &n); err != nil {
+			return nil, fmt.Errorf("read webhook progress: %w", err)
+		}
+		out[f] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read webhook progress: %w", err)
+	}
+	return out, nil
+}
+
+// Pending is a stored event with its position, as the dispatcher forms
+// batches from it (dispatcher.Pending has the same fields).
+type Pending = struct {
+	Seq  int64
+	ID   string
+	Type event.Type
+	Time time.Time
+}
+
+// Unformed returns up to limit stored events positioned after `after`, in
+// stored order, with only what forming a batch needs.
+func (s *Store) Unformed(ctx context.Context, after int64, limit int) ([]Pending, error) {
+	if err := s.hook("Unformed"); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, type, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read unformed events: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Pending, 0, min(limit, 1024))
+	for rows.Next() {
+		var p Pending
+		var typ string
+		var ns int64
+		if err := rows.Scan(&p.Seq, &p.ID, &typ, &ns); err != nil {
+			return nil, fmt.Errorf("read unformed events: %w", err)
+		}
+		p.Type, p.Time = event.Type(typ), time.Unix(0, ns).UTC()
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read unformed events: %w", err)
+	}
+	return out, nil
+}
+
+// LastSeq returns the position of the newest stored event.
+func (s *Store) LastSeq(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read last event position: %w", err)
+	}
+	return n, nil
+}
+
+// Formed is a closed batch to store (dispatcher.Formed has the same
+// fields).
+type Formed = struct {
+	ID        string
+	Family    string
+	First     int64
+	Last      int64
+	Events    int
+	FirstTime time.Time
+	LastTime  time.Time
+	Host      string
+	Endpoint  string
+}
+
+// Form stores closed batches as queued, due at `due`, and raises the
+// families' progress, in one transaction. An existing batch_id is left as
+// it is; progress never goes back.
+func (s *Store) Form(ctx context.Context, batches []Formed, progress map[string]int64, due time.Time) error {
+	if err := s.hook("Form"); err != nil {
+		return err
+	}
+	now := s.now().UnixNano()
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		if len(batches) > 0 {
+			ins, err := tx.PrepareContext(ctx, `INSERT INTO webhook_batches (batch_id, family, first_seq, last_seq,
+					events, first_time, last_time, host, endpoint, state, next_attempt_at, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+				ON CONFLICT (batch_id) DO NOTHING`)
+			if err != nil {
+				return err
+			}
+			defer ins.Close()
+			for _, b := range batches {
+				if _, err := ins.ExecContext(ctx, b.ID, b.Family, b.First, b.Last, b.Events,
+					boundNanos(b.FirstTime), boundNanos(b.LastTime), b.Host, b.Endpoint, boundNanos(due), now, now); err != nil {
+					return fmt.Errorf("insert batch %s: %w", b.ID, err)
+				}
+			}
+		}
+		for fam, seq := range progress {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_progress (family, formed_seq) VALUES (?, ?)
+				ON CONFLICT (family) DO UPDATE SET formed_seq = max(formed_seq, excluded.formed_seq)`, fam, seq); err != nil {
+				return fmt.Errorf("write progress of %s: %w", fam, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("form %d batches: %w", len(batches), err)
+	}
+	return nil
+}
+
+// ClaimDue leases up to limit due batches, oldest next_attempt_at first,
+// counting an attempt for each (dispatcher.Outbox.ClaimDue).
+func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error) {
+	var ids []string
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT batch_id FROM webhook_batches
+			WHERE `+pendingStates+` AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+			ORDER BY next_attempt_at, batch_id LIMIT ?2`, boundNanos(now), limit)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET lease_until = ?, attempts = attempts + 1,
+					first_attempt_at = coalesce(first_attempt_at, ?), updated_at = ?
+				WHERE batch_id = ?`, boundNanos(leaseUntil), boundNanos(now), s.now().UnixNano(), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim due batches: %w", err)
+	}
+	return ids, nil
+}
+
+// Frozen is what an attempt at a batch starts from (dispatcher.Frozen has
+// the same fields).
+type Frozen = struct {
+	Family       string
+	Events       int
+	ContentType  string
+	Body         []byte
+	Attempt      int
+	Round        int
+	FirstAttempt time.Time
+}
+
+// Frozen returns a batch's family, body (nil until frozen), attempt
+// numbers and the start of its retry period.
+func (s *Store) Frozen(ctx context.Context, batchID string) (Frozen, error) {
+	var f Frozen
+	var retryFrom int
+	var first sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT family, events, content_type, body, attempts, retry_from, first_attempt_at
+		FROM webhook_batches WHERE batch_id = ?`, batchID).
+		Scan(&f.Family, &f.Events, &f.ContentType, &f.Body, &f.Attempt, &retryFrom, &first)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Frozen{}, fmt.Errorf("read batch %s: no such batch", batchID)
+	}
+	if err != nil {
+		return Frozen{}, fmt.Errorf("read batch %s: %w", batchID, err)
+	}
+	f.Round = f.Attempt - retryFrom
+	f.FirstAttempt = fromNanos(first)
+	return f, nil
+}
+
+// BatchEvents returns a batch's events in stored order.
+func (s *Store) BatchEvents(ctx context.Context, batchID string) ([]event.Event, error) {
+	var fam string
+	var first, last int64
+	err := s.r.QueryRowContext(ctx, `SELECT family, first_seq, last_seq FROM webhook_batches WHERE batch_id = ?`, batchID).
+		Scan(&fam, &first, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read events of batch %s: no such batch", batchID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
+	}
+	types, err := familyTypes(fam)
+	if err != nil {
+		return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE seq BETWEEN ? AND ? AND type IN `+types+` ORDER BY seq`, first, last)
+	if err != nil {
+		return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
+	}
+	defer rows.Close()
+	var out []event.Event
+	for rows.Next() {
+		e, err := scanWebhookEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
+	}
+	return out, nil
+}
+
+// scanWebhookEvent reads one row of eventColumns.
+func scanWebhookEvent(rows *sql.Rows) (event.Event, error) {
+	var e event.Event
+	var typ string
+	var ns, off, class, attempt int64
+	if err := rows.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
+		&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
+		&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData); err != nil {
+		return event.Event{}, err
+	}
+	e.Type = event.Type(typ)
+	e.Time = decodeTime(ns, off)
+	e.Class = event.Class(class)
+	e.Attempt = int(attempt)
+	return e, nil
+}
+
+// FreezeBody stores a batch's body unless one is stored, and returns the
+// stored one.
+func (s *Store) FreezeBody(ctx context.Context, batchID, contentType string, body []byte) (string, []byte, error) {
+	var ct string
+	var kept []byte
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		if body == nil {
+			body = []byte{} // NULL means "not frozen"
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET content_type = ?, body = ?, updated_at = ?
+			WHERE batch_id = ? AND body IS NULL`, contentType, body, s.now().UnixNano(), batchID); err != nil {
+			return err
+		}
+		err := tx.QueryRowContext(ctx, `SELECT content_type, body FROM webhook_batches WHERE batch_id = ?`, batchID).Scan(&ct, &kept)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errors.New("no such batch")
+		}
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("freeze body of batch %s: %w", batchID, err)
+	}
+	return ct, kept, nil
+}
+
+// Attempt is the end of one attempt (dispatcher.Attempt has the same
+// fields).
+type Attempt = struct {
+	BatchID  string
+	Attempt  int
+	At       time.Time
+	Host     string
+	Endpoint string
+	State    string
+	Status   int
+	Reason   string
+	Response []byte
+	Next     time.Time
+}
+
+// Record stores the end of one attempt: its row, and the batch's new state.
+func (s *Store) Record(ctx context.Context, a Attempt) error {
+	now := s.now().UnixNano()
+	resp := a.Response
+	if resp == nil {
+		resp = []byte{}
+	}
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		// An attempt number repeats only if a process recorded an
+		// attempt whose lease another had taken over; the later record
+		// wins, as it does on the batch.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (batch_id, attempt, at, host, endpoint,
+				state, status, reason, response, next_attempt_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (batch_id, attempt) DO UPDATE SET at = excluded.at, host = excluded.host,
+				endpoint = excluded.endpoint, state = excluded.state, status = excluded.status,
+				reason = excluded.reason, response = excluded.response, next_attempt_at = excluded.next_attempt_at`,
+			a.BatchID, a.Attempt, boundNanos(a.At), a.Host, a.Endpoint, a.State, a.Status, a.Reason, resp, nanos(a.Next)); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET state = ?, next_attempt_at = ?, lease_until = NULL,
+				last_status = ?, last_reason = ?, endpoint = ?, updated_at = ?
+			WHERE batch_id = ?`, a.State, nanos(a.Next), a.Status, a.Reason, a.Endpoint, now, a.BatchID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errors.New("no such batch")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %d of batch %s: %w", a.Attempt, a.BatchID, err)
+	}
+	return nil
+}
+
+// NextDue returns when the earliest pending batch is due, a leased one at
+// the end of its lease at the earliest.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	// Two index walks: the first unleased batch in claim order, and the
+	// few leased ones.
+	var free, leased sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT
+		(SELECT next_attempt_at FROM webhook_batches
+			WHERE `+pendingStates+` AND (lease_until IS NULL OR lease_until <= next_attempt_at)
+			ORDER BY next_attempt_at, batch_id LIMIT 1),
+		(SELECT min(max(next_attempt_at, lease_until)) FROM webhook_batches
+			WHERE lease_until IS NOT NULL AND `+pendingStates+`)`).Scan(&free, &leased)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read next due batch: %w", err)
+	}
+	switch {
+	case free.Valid && leased.Valid:
+		return fromNanos(sql.NullInt64{Int64: min(free.Int64, leased.Int64), Valid: true}), true, nil
+	case free.Valid:
+		return fromNanos(free), true, nil
+	case leased.Valid:
+		return fromNanos(leased), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// ReleaseLeases clears every lease (at the daemon's start).
+func (s *Store) ReleaseLeases(ctx context.Context) (int, error) {
+	var n int64
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET lease_until = NULL WHERE lease_until IS NOT NULL`)
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release leases: %w", err)
+	}
+	return int(n), nil
+}
+
+// PendingEvents returns how many events queued and deferred batches hold.
+func (s *Store) PendingEvents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(events), 0) FROM webhook_batches WHERE `+pendingStates).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending events: %w", err)
+	}
+	return n, nil
+}
+
+// FailOldest fails the oldest pending batches not leased at now until at
+// least n events are failed.
+func (s *Store) FailOldest(ctx context.Context, n int64, now time.Time, reason string) (int, int64, error) {
+	var ids []string
+	var events int64
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT batch_id, events FROM webhook_batches
+			WHERE `+pendingStates+` AND (lease_until IS NULL OR lease_until <= ?)
+			ORDER BY first_seq`, boundNanos(now))
+		if err != nil {
+			return err
+		}
+		for events < n && rows.Next() {
+			var id string
+			var k int64
+			if err := rows.Scan(&id, &k); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+			events += k
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
+				last_status = 0, last_reason = ?, updated_at = ? WHERE batch_id = ?`, reason, s.now().UnixNano(), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("fail oldest pending batches: %w", err)
+	}
+	return len(ids), events, nil
+}
+
+// WebhookBatch is one row of the Event Webhook log.
+type WebhookBatch struct {
+	ID       string
+	Family   string
+	State    string
+	Events   int
+	FirstSeq int64
+	LastSeq  int64
+	// Received is the time of the batch's earliest event; LastEvent of
+	// its latest.
+	Received  time.Time
+	LastEvent time.Time
+	Host      string
+	Endpoint  string
+	Attempts  int
+	// FirstAttempt is the start of the current retry period; NextAttempt
+	// is set while the batch is queued or deferred.
+	FirstAttempt time.Time
+	NextAttempt  time.Time
+	Leased       bool
+	LastStatus   int
+	Reason       string
+	ContentType  string
+	Body         []byte // only from WebhookBatchByID; nil until frozen
+	Created      time.Time
+	Updated      time.Time
+}
+
+// WebhookAttempt is one attempt of a batch, the detail of a log row.
+type WebhookAttempt struct {
+	Attempt     int
+	At          time.Time
+	Host        string
+	Endpoint    string
+	State       string
+	Status      int
+	Reason      string
+	Response    []byte // the first 512 bytes of the answer
+	NextAttempt time.Time
+}
+
+// WebhookLogQuery selects rows of the Event Webhook log by the time of
+// their events: a batch matches when any of its events falls in
+// [Since, Until).
+type WebhookLogQuery struct {
+	Since  time.Time // zero: no lower bound
+	Until  time.Time // zero: no upper bound
+	States []string  // empty: all
+	// Paging, in (Received, ID) order: rows after this one.
+	AfterReceived time.Time
+	AfterID       string
+	Limit         int // 0: no limit
+}
+
+func (q WebhookLogQuery) where() (string, []any, error) {
+	var where []string
+	var args []any
+	if !q.Since.IsZero() {
+		where = append(where, "last_time >= ?")
+		args = append(args, boundNanos(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "first_time < ?")
+		args = append(args, boundNanos(q.Until))
+	}
+	if len(q.States) > 0 {
+		for _, st := range q.States {
+			if !slices.Contains([]string{StateQueued, StateDeferred, StateSucceeded, StateFailed}, st) {
+				return "", nil, fmt.Errorf("unknown status %q: want queued, deferred, succeeded or failed", st)
+			}
+			args = append(args, st)
+		}
+		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(q.States)), ", ")+")")
+	}
+	if !q.AfterReceived.IsZero() {
+		where = append(where, "(first_time, batch_id) > (?, ?)")
+		args = append(args, boundNanos(q.AfterReceived), q.AfterID)
+	}
+	if q.Limit < 0 {
+		return "", nil, fmt.Errorf("negative limit %d", q.Limit)
+	}
+	if len(where) == 0 {
+		return "", args, nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args, nil
+}
+
+const batchColumns = `batch_id, family, state, events, first_seq, last_seq, first_time, last_time, host, endpoint,
+	attempts, first_attempt_at, next_attempt_at, lease_until, last_status, last_reason, content_type, created_at, updated_at`
+
+func scanBatch(sc interface{ Scan(...any) error }, extra ...any) (WebhookBatch, error) {
+	var b WebhookBatch
+	var first, last, created, updated int64
+	var firstAttempt, next, lease sql.NullInt64
+	dst := append([]any{&b.ID, &b.Family, &b.State, &b.Events, &b.FirstSeq, &b.LastSeq, &first, &last, &b.Host,
+		&b.Endpoint, &b.Attempts, &firstAttempt, &next, &lease, &b.LastStatus, &b.Reason, &b.ContentType,
+		&created, &updated}, extra...)
+	if err := sc.Scan(dst...); err != nil {
+		return WebhookBatch{}, err
+	}
+	b.Received, b.LastEvent = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+	b.FirstAttempt, b.NextAttempt, b.Leased = fromNanos(firstAttempt), fromNanos(next), lease.Valid
+	b.Created, b.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return b, nil
+}
+
+// WebhookLog returns the rows of the Event Webhook log that q selects,
+// ordered by Received and then batch id.
+func (s *Store) WebhookLog(ctx context.Context, q WebhookLogQuery) ([]WebhookBatch, error) {
+	where, args, err := q.where()
+	if err != nil {
+		return nil, fmt.Errorf("read webhook log: %w", err)
+	}
+	query := `SELECT ` + batchColumns + ` FROM webhook_batches` + where + ` ORDER BY first_time, batch_id`
+	if q.Limit > 0 {
+		query += " LIMIT ?"
+		args = append(args, q.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read webhook log: %w", err)
+	}
+	defer rows.Close()
+	var out []WebhookBatch
+	for rows.Next() {
+		b, err := scanBatch(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read webhook log: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read webhook log: %w", err)
+	}
+	return out, nil
+}
+
+// WebhookBatchByID returns one batch with its frozen body and its
+// attempts, oldest first; ok is false when there is no such batch.
+func (s *Store) WebhookBatchByID(ctx context.Context, id string) (b WebhookBatch, attempts []WebhookAttempt, ok bool, err error) {
+	var body []byte
+	b, err = scanBatch(s.r.QueryRowContext(ctx, `SELECT `+batchColumns+`, body FROM webhook_batches WHERE batch_id = ?`, id), &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return WebhookBatch{}, nil, false, nil
+	}
+	if err != nil {
+		return WebhookBatch{}, nil, false, fmt.Errorf("read batch %s: %w", id, err)
+	}
+	b.Body = body
+	rows, err := s.r.QueryContext(ctx, `SELECT attempt, at, host, endpoint, state, status, reason, response, next_attempt_at
+		FROM webhook_attempts WHERE batch_id = ? ORDER BY attempt`, id)
+	if err != nil {
+		return WebhookBatch{}, nil, false, fmt.Errorf("read attempts of batch %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a WebhookAttempt
+		var at int64
+		var next sql.NullInt64
+		if err := rows.Scan(&a.Attempt, &at, &a.Host, &a.Endpoint, &a.State, &a.Status, &a.Reason, &a.Response, &next); err != nil {
+			return WebhookBatch{}, nil, false, fmt.Errorf("read attempts of batch %s: %w", id, err)
+		}
+		a.At, a.NextAttempt = time.Unix(0, at).UTC(), fromNanos(next)
+		attempts = append(attempts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return WebhookBatch{}, nil, false, fmt.Errorf("read attempts of batch %s: %w", id, err)
+	}
+	return b, attempts, true, nil
+}
+
+// Requeue makes the batches that q selects (Limit and paging ignored) due
+// again at now — "posthorn replay". They keep their id and their frozen
+// body, so a receiver that deduplicates on webhook-id recognises them;
+// their attempt numbers go on rising, while the retry schedule and period
+// start again. A batch in flight is left alone. It returns how many
+// batches and events were re-queued.
+func (s *Store) Requeue(ctx context.Context, q WebhookLogQuery, now time.Time) (batches int, events int64, err error) {
+	q.AfterReceived, q.Limit = time.Time{}, 0
+	where, args, err := q.where()
+	if err != nil {
+		return 0, 0, fmt.Errorf("re-queue batches: %w", err)
+	}
+	if where == "" {
+		where = " WHERE 1"
+	}
+	n := boundNanos(now)
+	err = s.write(ctx, false, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_batches SET state = 'queued', next_attempt_at = ?,
+				first_attempt_at = NULL, retry_from = attempts, last_reason = 'replayed', last_status = 0, updated_at = ?`+
+			where+` AND (lease_until IS NULL OR lease_until <= ?) RETURNING events`, append(append([]any{n, s.now().UnixNano()}, args...), n)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k int64
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			batches++
+			events += k
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("re-queue batches: %w", err)
+	}
+	return batches, events, nil
+}
