@@ -69,6 +69,10 @@ type Config struct {
 	// The web console: the event log, its CSV download and the webhook
 	// settings, for users created with "posthorn user add NAME".
 	UI UI `toml:"ui"`
+
+	// Delivery of the Event Webhook. Its settings (endpoint, event
+	// types, format) are kept in the database: "posthorn settings import".
+	Webhook Webhook `toml:"webhook"`
 }
 
 // Store is the [store] table.
@@ -197,6 +201,15 @@ func (u *UI) Location() *time.Location {
 	return loc
 }
 
+// Webhook is the [webhook] table.
+type Webhook struct {
+	// The most events that may wait to be posted to the Event Webhook
+	// endpoint. Past it the oldest waiting events are failed unposted,
+	// with a log line ("posthorn replay" re-queues them), so a dead
+	// endpoint cannot fill the disk. From 1000 to 100000000.
+	MaxPending int `toml:"max_pending"`
+}
+
 // TLS reports whether the console is served over HTTPS.
 func (u *UI) TLS() bool { return u.TLSCert != "" && u.TLSKey != "" }
 
@@ -221,6 +234,7 @@ func defaults() Config {
 			IdleTimeout:     Duration(time.Hour),
 			SessionLifetime: Duration(12 * time.Hour),
 		},
+		Webhook: Webhook{MaxPending: 1000000},
 	}
 }
 

@@ -159,4 +159,16 @@ var fields = []Field{
 		Default: `"12h"`,
 		Doc:     "A console session ends this long after login, however active it is. From 5m to 30d.",
 	},
+	{
+		Key:     "webhook",
+		Type:    "table",
+		Default: "",
+		Doc:     `Delivery of the Event Webhook. Its settings (endpoint, event types, format) are kept in the database: "posthorn settings import".`,
+	},
+	{
+		Key:     "webhook.max_pending",
+		Type:    "integer",
+		Default: "1000000",
+		Doc:     `The most events that may wait to be posted to the Event Webhook endpoint. Past it the oldest waiting events are failed unposted, with a log line ("posthorn replay" re-queues them), so a dead endpoint cannot fill the disk. From 1000 to 100000000.`,
+	},
 }

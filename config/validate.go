@@ -74,6 +74,7 @@ func (v *validator) check(c *Config) {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 
 	v.ui(&c.UI)
+	inRange(v, "webhook.max_pending", c.Webhook.MaxPending, 1000, 100000000)
 }
 
 // ui checks the [ui] table.
