@@ -68,6 +68,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer tailer.Source.Close()
+	wh, err := startWebhook(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer wh.stop()
+	tailer.Sink = wh.sink(store)
 	err = tailer.Run(ctx)
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.Info("shutting down", "lines", tailer.Summary().Lines)

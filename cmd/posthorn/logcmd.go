@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/posthorn/posthorn/sqlite"
+)
+
+const logUsage = `usage:
+  posthorn log events [--since T] [--until T] [--status S[,S...]] [--csv] [--limit N] [--config FILE]
+  posthorn log events --batch ID [--config FILE]
+
+Prints the Event Webhook log: one row per batch (one POST), with the time
+of its first event, status (queued, deferred, succeeded, failed), host
+name, endpoint URL and the reason of the last failure. --since and --until
+select by event time: RFC 3339, "2006-01-02 15:04[:05]" or a date in the
+local zone, or a duration before now ("2h", "3d"). --csv writes the columns
+received,status,hostName,endpointUrl,reason (UTF-8, LF). --batch shows one
+batch with every attempt (HTTP code, reason, the first 512 bytes of the
+answer) and its events.
+`
+
+func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("log", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	since := fs.String("since", "", "only batches with events at or after this time")
+	until := fs.String("until", "", "only batches with events before this time")
+	status := fs.String("status", "", "only these statuses, comma-separated: queued, deferred, succeeded, failed")
+	asCSV := fs.Bool("csv", false, "write CSV: received,status,hostName,endpointUrl,reason")
+	limit := fs.Int("limit", 0, "at most this many rows (0: all)")
+	batch := fs.String("batch", "", "show one batch with its attempts and events")
+	_, _, code, ok := subcommand(fs, args, logUsage, "events")
+	if !ok {
+		return code
+	}
+	q, err := logQuery(*since, *until, *status, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "posthorn log events: %v\n", err)
+		return exitConfig
+	}
+	if *limit < 0 {
+		fmt.Fprintln(stderr, "posthorn log events: --limit must not be negative")
+		return exitConfig
+	}
+	q.Limit = *limit
+	_, store, err := openStore(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitConfig
+	}
+	defer store.Close()
+	if *batch != "" {
+		return showBatch(ctx, store, *batch, stdout, stderr)
+	}
+	rows, err := store.WebhookLog(ctx, q)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	if *asCSV {
+		err = writeLogCSV(stdout, rows)
+	} else {
+		err = writeLogTable(stdout, rows)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "posthorn log events: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// logQuery builds the selection of log and replay from their flags.
+func logQuery(since, until, status string, now time.Time) (sqlite.WebhookLogQuery, error) {
+	var q sqlite.WebhookLogQuery
+	var err error
+	if since != "" {
+		if q.Since, err = parseTime(since, now); err != nil {
+			return q, fmt.Errorf("--since: %w", err)
+		}
+	}
+	if until != "" {
+		if q.Until, err = parseTime(until, now); err != nil {
+			return q, fmt.Errorf("--until: %w", err)
+		}
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
+		return q, fmt.Errorf("--until %s is not after --since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
+	}
+	if status != "" {
+		for _, st := range strings.Split(status, ",") {
+			st = strings.TrimSpace(st)
+			switch st {
+			case sqlite.StateQueued, sqlite.StateDeferred, sqlite.StateSucceeded, sqlite.StateFailed:
+				q.States = append(q.States, st)
+			default:
+				return q, fmt.Errorf("--status: unknown status %q: want queued, deferred, succeeded or failed", st)
+			}
+		}
+	}
+	return q, nil
+}
+
+// received is the CSV's and the table's time: RFC 3339 in the local zone.
+func received(t time.Time) string { return t.Local().Format(time.RFC3339) }
+
+// writeLogCSV writes WIRE.md §5's columns. encoding/csv ends records with
+// LF; reasons come from Postfix and receivers, so invalid UTF-8 is
+// replaced to keep the file UTF-8.
+func writeLogCSV(w io.Writer, rows []sqlite.WebhookBatch) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"received", "status", "hostName", "endpointUrl", "reason"}); err != nil {
+		return err
+	}
+	for _, b := range rows {
+		if err := cw.Write([]string{received(b.Received), b.State, utf8Only(b.Host), utf8Only(b.Endpoint), utf8Only(b.Reason)}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func utf8Only(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+func writeLogTable(w io.Writer, rows []sqlite.WebhookBatch) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RECEIVED\tSTATUS\tTYPE\tEVENTS\tATTEMPTS\tHOST\tENDPOINT\tREASON\tBATCH")
+	for _, b := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", received(b.Received), b.State, b.Family, b.Events,
+			b.Attempts, b.Host, b.Endpoint, oneLine(b.Reason, 100), b.ID)
+	}
+	return tw.Flush()
+}
+
+// oneLine keeps a table row on one line.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(utf8Only(s)), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+func showBatch(ctx context.Context, store *sqlite.Store, id string, stdout, stderr io.Writer) int {
+	b, attempts, ok, err := store.WebhookBatchByID(ctx, id)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	if !ok {
+		fmt.Fprintf(stderr, "posthorn log events: no batch %s\n", id)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "batch     %s\ntype      %s, %d events (%s to %s)\nstatus    %s\n", b.ID, b.Family, b.Events,
+		received(b.Received), received(b.LastEvent), b.State)
+	if !b.NextAttempt.IsZero() {
+		fmt.Fprintf(stdout, "next      %s\n", received(b.NextAttempt))
+	}
+	if b.Reason != "" {
+		fmt.Fprintf(stdout, "reason    %s\n", b.Reason)
+	}
+	fmt.Fprintf(stdout, "host      %s\nendpoint  %s\nattempts  %d\n", b.Host, b.Endpoint, b.Attempts)
+	if b.Body != nil {
+		fmt.Fprintf(stdout, "body      %s, %d bytes, frozen at the first attempt\n", b.ContentType, len(b.Body))
+	}
+	for _, a := range attempts {
+		fmt.Fprintf(stdout, "\nattempt %d at %s from %s to %s\n  %s, HTTP %d: %s\n", a.Attempt, received(a.At), a.Host, a.Endpoint, a.State, a.Status, a.Reason)
+		if len(a.Response) > 0 {
+			fmt.Fprintf(stdout, "  answer: %q\n", a.Response)
+		}
+	}
+	evs, err := store.BatchEvents(ctx, id)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitFail
+	}
+	fmt.Fprintln(stdout, "\nevents:")
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	for _, e := range evs {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Format(time.RFC3339), e.Type, e.Recipient(), e.MessageID)
+	}
+	tw.Flush()
+	return exitOK
+}
