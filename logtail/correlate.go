@@ -628,11 +628,22 @@ func (c *Correlator) emit(ev event.Event) {
 	c.out = append(c.out, ev)
 }
 
-// isNotificationID recognises the Message-ID Postfix's bounce(8) gives its
-// notifications: <YYYYMMDDhhmmss.QUEUEID@myhostname>.
+// isNotificationID recognises the Message-ID that cleanup(8) gives a
+// message that has none, as Postfix's own notifications have none:
+// <YYYYMMDDhhmmss.QUEUEID@myhostname>, or <QUEUEID@myhostname> with
+// enable_long_queue_ids (long IDs are unique by themselves). With the null
+// sender it marks a notification even when its delivery is logged before
+// bounce(8) logs "sender non-delivery notification: QUEUEID", which
+// happens with a real Postfix.
 func isNotificationID(mid, qid string) bool {
+	if qid == "" || !strings.HasPrefix(mid, "<") {
+		return false
+	}
+	if strings.HasPrefix(mid, "<"+qid+"@") {
+		return true
+	}
 	i := strings.Index(mid, "."+qid+"@")
-	return i == len("<20060102150405") && strings.HasPrefix(mid, "<")
+	return i == len("<20060102150405")
 }
 
 func formatDelay(d time.Duration) string {

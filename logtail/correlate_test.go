@@ -202,6 +202,9 @@ func TestNotificationID(t *testing.T) {
 		{"<20100831195657.E2550122504@XXXX.com>", "E255", false},
 		{"<m1@client.example.org>", "E2550122504", false},
 		{"", "X", false},
+		{"<4jbVH85NkFz1SJ6T@mx.posthorn.test>", "4jbVH85NkFz1SJ6T", true},
+		{"<4jbVH85NkFz1SJ6T@mx.posthorn.test>", "4jbVH85NkFz1SJ6", false},
+		{"<x4jbVH85NkFz1SJ6T@mx.posthorn.test>", "4jbVH85NkFz1SJ6T", false},
 	} {
 		if got := isNotificationID(c.mid, c.qid); got != c.want {
 			t.Errorf("isNotificationID(%q, %q) = %v", c.mid, c.qid, got)
