@@ -74,6 +74,7 @@ type msgState struct {
 	Rcpts        []*rcpt   `json:",omitempty"` // in order of first sighting
 	RemovedAt    time.Time `json:",omitzero"`  // closed; kept for Grace to catch late lines
 	progressed   bool      // has seen qmgr or delivery lines in this lifetime
+	stored       bool      // a Flush returned it: the store has a row to delete
 }
 
 // link ties a hand-off (content filter re-injection, alias forwarding) to
@@ -130,6 +131,7 @@ func (c *Correlator) Restore(msgs []event.Message) error {
 		st.MessageID, st.ReturnPath, st.ClientIP = m.MessageID, m.ReturnPath, m.ClientIP
 		st.FirstSeen, st.LastSeen = m.FirstSeen, m.LastSeen
 		st.progressed = !st.QueuedAt.IsZero() || len(st.Rcpts) > 0
+		st.stored = true
 		c.open[m.MessageKey] = st
 		if m.LastSeen.After(c.now) {
 			c.now = m.LastSeen
@@ -318,7 +320,11 @@ func (c *Correlator) drop(st *msgState) {
 	delete(c.open, st.key)
 	if c.opts.Persist {
 		delete(c.dirty, st.key)
-		c.closed = append(c.closed, st.key)
+		// Most messages live and die within one batch: the store never
+		// saw them, and there is nothing to delete.
+		if st.stored {
+			c.closed = append(c.closed, st.key)
+		}
 	}
 }
 
@@ -383,6 +389,7 @@ func (c *Correlator) sweep() {
 func (c *Correlator) Flush() (upsert []event.Message, closed []event.MessageKey) {
 	for k := range c.dirty {
 		st := c.open[k]
+		st.stored = true
 		state, err := json.Marshal(st)
 		if err != nil {
 			// msgState holds only strings, bools, ints and times.
