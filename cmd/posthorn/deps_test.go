@@ -34,7 +34,7 @@ var thirdParty = map[string][]string{
 	"sqlite":     {"github.com/mattn/go-sqlite3"},
 	"dispatcher": {},
 	"milter":     {"github.com/d--j/go-milter", "github.com/emersion/go-message", "golang.org/x/text"},
-	"ui":         {"github.com/a-h/templ"},
+	"ui":         {"github.com/a-h/templ", "golang.org/x/crypto", "golang.org/x/sys"},
 }
 
 func TestImportRules(t *testing.T) {

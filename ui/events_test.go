@@ -1,0 +1,264 @@
+package ui
+
+import (
+	"context"
+	"encoding/csv"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
+)
+
+var mainPart = regexp.MustCompile(`(?s)<main>.*</main>`)
+
+// mainOf returns the page's <main> element, which goldens keep: the shell
+// around it holds asset hashes that change with every style edit.
+// The form token is random: goldens show a placeholder.
+func mainOf(body string) string {
+	return csrfField.ReplaceAllString(mainPart.FindString(body), `name="csrf" value="TOKEN"`) + "\n"
+}
+
+var rowTo = regexp.MustCompile(`<td class="addr">([^<]*)</td>`)
+
+func rowsOf(body string) []string {
+	var out []string
+	for _, m := range rowTo.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func TestEventLog(t *testing.T) {
+	e := newEnv(t, nil)
+	// 250 events, one a minute, the newest at testNow; user0 is the
+	// oldest, user249 the newest.
+	e.commit(testEvents(250))
+	c := e.client()
+	c.login()
+
+	tests := []struct {
+		name   string
+		query  string
+		status int
+		rows   []string // recipients shown, newest first
+		more   bool
+		golden string
+	}{
+		{name: "everything", query: "", status: 200, more: true, golden: "events_all.html",
+			rows: []string{"user249@example.org", "user248@example.org", "user247@example.org", "user246@example.org",
+				"user245@example.org", "user244@example.org", "user243@example.org", "user242@example.org",
+				"user241@example.org", "user240@example.org"}},
+		{name: "page 10", query: "page=10", status: 200, more: true,
+			rows: []string{"user159@example.org", "user158@example.org", "user157@example.org", "user156@example.org",
+				"user155@example.org", "user154@example.org", "user153@example.org", "user152@example.org",
+				"user151@example.org", "user150@example.org"}},
+		{name: "page past the end is the last", query: "page=99", status: 200, more: true,
+			rows: []string{"user249@example.org", "user248@example.org", "user247@example.org", "user246@example.org",
+				"user245@example.org", "user244@example.org", "user243@example.org", "user242@example.org",
+				"user241@example.org", "user240@example.org"}},
+		// Times are read in the console's zone (JST): testNow is 12:00, so
+		// 11:55 to 12:00 holds users 244..248 (the end is exclusive).
+		{name: "period in the console's zone", query: "from=2025-06-02T11:55&to=2025-06-02T12:00", status: 200, golden: "events_period.html",
+			rows: []string{"user248@example.org", "user247@example.org", "user246@example.org", "user245@example.org", "user244@example.org"}},
+		{name: "status", query: "status=failed&from=2025-06-02T11:30:00", status: 200,
+			rows: []string{"user248@example.org", "user243@example.org", "user238@example.org", "user233@example.org",
+				"user228@example.org", "user223@example.org"}},
+		{name: "two statuses, page 2", query: "status=failed&status=bounced&from=2025-06-02T11:00&page=2", status: 200,
+			rows: []string{"user224@example.org", "user223@example.org", "user219@example.org", "user218@example.org",
+				"user214@example.org", "user213@example.org", "user209@example.org", "user208@example.org",
+				"user204@example.org", "user203@example.org"}},
+		{name: "nothing matches", query: "from=2030-01-01T00:00", status: 200, golden: "events_none.html"},
+		{name: "bad time", query: "from=yesterday&to=2025-06-02T11:00", status: 400, golden: "events_badtime.html"},
+		{name: "to before from", query: "from=2025-06-02T11:00&to=2025-06-02T10:00", status: 400},
+		{name: "unknown status ignored", query: "status=nonesuch&from=2025-06-02T11:58", status: 200,
+			rows: []string{"user249@example.org", "user248@example.org", "user247@example.org"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := c.get("/events?" + tc.query)
+			wantStatus(t, resp, tc.status, body)
+			got := rowsOf(body)
+			if strings.Join(got, " ") != strings.Join(tc.rows, " ") {
+				t.Errorf("rows:\n got %q\nwant %q", got, tc.rows)
+			}
+			if more := strings.Contains(body, `data-testid="more-notice"`); more != tc.more {
+				t.Errorf("more notice shown: %v, want %v", more, tc.more)
+			}
+			if tc.golden != "" {
+				golden(t, tc.golden, []byte(mainOf(body)))
+			}
+		})
+	}
+
+	// htmx paging gets the results section only.
+	resp, body := c.get("/events?page=3", "HX-Request", "true", "HX-Target", "results")
+	wantStatus(t, resp, http.StatusOK, body)
+	if !strings.HasPrefix(body, `<section id="results"`) || strings.Contains(body, "<html") {
+		t.Errorf("htmx results fragment:\n%s", body)
+	}
+	if got := rowsOf(body); len(got) != 10 || got[0] != "user229@example.org" {
+		t.Errorf("htmx page 3 rows %q", got)
+	}
+	// History restore needs the whole page.
+	_, body = c.get("/events?page=3", "HX-Request", "true", "HX-Target", "results", "HX-History-Restore-Request", "true")
+	if !strings.Contains(body, "<html") {
+		t.Error("history restore got a fragment")
+	}
+}
+
+func TestEventDetail(t *testing.T) {
+	e := newEnv(t, nil)
+	evs := testEvents(30)
+	e.commit(evs)
+	if err := e.settings.SaveEventWebhookSettings(context.Background(), settings.EventWebhook{
+		Endpoint: "https://hooks.example.com/posthorn", Deliveries: true, Version: 2, Timezone: "UTC",
+		Interval: 1, MaxEvents: 100, Timeout: 30, RetryPeriod: settings.Duration(24 * time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.login()
+
+	// evs[26] is succeeded (deliveries, posted); evs[24] is bounced
+	// (bounces, not posted with these settings).
+	resp, body := c.get(eventKey(&evs[26]), "HX-Request", "true", "HX-Target", "dialog")
+	wantStatus(t, resp, http.StatusOK, body)
+	if !strings.Contains(body, "<dd>https://hooks.example.com/posthorn</dd>") {
+		t.Error("the detail of a posted event does not name the endpoint")
+	}
+	golden(t, "detail_fragment.html", []byte(body))
+
+	resp, body = c.get(eventKey(&evs[24]) + "?status=bounced&page=1")
+	wantStatus(t, resp, http.StatusOK, body)
+	if !strings.Contains(body, `<dialog open class="detail"`) || !strings.Contains(body, `href="/events?status=bounced"`) ||
+		!strings.Contains(body, "not posted with the current settings") {
+		t.Errorf("no-JavaScript detail page:\n%s", mainOf(body))
+	}
+	golden(t, "detail_page.html", []byte(mainOf(body)))
+
+	for _, path := range []string{"/events/1/nonesuch", eventKey(&evs[3]) + "x"} {
+		resp, _ = c.get(path)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %s, want 404", path, resp.Status)
+		}
+	}
+	if resp, _ := c.get("/events/notanumber/x"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("bad time in the path: %s", resp.Status)
+	}
+}
+
+func TestEventCSV(t *testing.T) {
+	e := newEnv(t, nil)
+	// More rows than one page of the store's EachEvent.
+	evs := testEvents(2345)
+	evs[2340].Reason = "=HYPERLINK(\"http://evil.example\")"
+	evs[2341].Reason = "multi\nline, \"quoted\""
+	e.commit(evs)
+	c := e.client()
+	c.login()
+
+	resp, body := c.get("/events.csv")
+	wantStatus(t, resp, http.StatusOK, "")
+	if ct := resp.Header.Get("Content-Type"); ct != "text/csv; charset=utf-8" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="posthorn-events-20250602-120000.csv"` {
+		t.Errorf("Content-Disposition %q", cd)
+	}
+	if strings.Contains(body, "\r\n") {
+		t.Error("CSV has CRLF line ends, want LF")
+	}
+	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(records[0], ","); got != "received,status,hostName,endpointUrl,reason,to,origTo,returnPath,messageId,queueId,dsn,relay,class,eventId" {
+		t.Errorf("header %s", got)
+	}
+	if len(records) != 1+len(evs) {
+		t.Fatalf("%d rows, want all %d", len(records)-1, len(evs))
+	}
+	// Oldest first, times in the console's zone.
+	if records[1][0] != "2025-05-31T20:56:00+09:00" || records[1][5] != "user0@example.org" {
+		t.Errorf("first row %q", records[1])
+	}
+	if r := records[2341]; r[4] != `'=HYPERLINK("http://evil.example")` {
+		t.Errorf("formula cell not neutralised: %q", r[4])
+	}
+	if r := records[2342]; r[4] != "multi\nline, \"quoted\"" {
+		t.Errorf("quoted cell %q", r[4])
+	}
+	if r := records[25]; r[1] != "bounced" || r[12] != "2" {
+		t.Errorf("bounced row %q", r)
+	}
+
+	// The search selects the rows, with no limit of 100.
+	_, body = c.get("/events.csv?status=failed&from=2025-06-02T00:00")
+	records, err = csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	since := time.Date(2025, 6, 2, 0, 0, 0, 0, testZone)
+	for _, ev := range evs {
+		if ev.Type == event.Failed && !ev.Time.Before(since) {
+			want++
+		}
+	}
+	if len(records)-1 != want || want <= 100 {
+		t.Errorf("failed since midnight: %d rows, want %d (more than 100)", len(records)-1, want)
+	}
+	golden(t, "events_head.csv", []byte(strings.Join(strings.SplitAfterN(body, "\n", 4)[:3], "")))
+
+	resp, _ = c.get("/events.csv?from=nonsense")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("CSV with a bad period: %s", resp.Status)
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	e := newEnv(t, nil)
+	// 2000 events a minute apart, the newest at now: the last 24 h,
+	// both ends included, hold events 559..1999.
+	evs := testEvents(2000)
+	e.commit(evs)
+	c := e.client()
+	c.login()
+	resp, body := c.get("/")
+	wantStatus(t, resp, http.StatusOK, body)
+	want := map[event.Type]int{}
+	for _, ev := range evs {
+		if !ev.Time.Before(testNow.Add(-24 * time.Hour)) {
+			want[ev.Type]++
+		}
+	}
+	for _, st := range statuses {
+		cell := `data-testid="count-` + string(st) + `">` + itoa(want[st]) + `<`
+		if !strings.Contains(body, cell) {
+			t.Errorf("count of %s: want %d", st, want[st])
+		}
+	}
+	if !strings.Contains(body, `data-testid="count-total">1441<`) {
+		t.Error("total of the last 24 h is not 1441")
+	}
+	if got := rowsOf(body); len(got) != 0 {
+		t.Errorf("unexpected plain address cells %q", got)
+	}
+	if !strings.Contains(body, "user1999@example.org") || !strings.Contains(body, `hx-trigger="every 10s"`) {
+		t.Error("dashboard lacks the newest row or its polling")
+	}
+	resp, live := c.get("/dashboard/live", "HX-Request", "true", "HX-Target", "live")
+	wantStatus(t, resp, http.StatusOK, live)
+	if !strings.HasPrefix(live, `<div id="live"`) {
+		t.Errorf("live fragment:\n%s", live)
+	}
+	if !strings.Contains(body, "Not set up") {
+		t.Error("dashboard does not say the webhook is not set up")
+	}
+	_ = url.Values{}
+}

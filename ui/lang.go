@@ -1,0 +1,225 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// languages the console speaks; the first is the default.
+var languages = []string{"en", "ja"}
+
+// language picks the page language: the switch's cookie, else the best of
+// Accept-Language (RFC 9110 §12.5.4: comma-separated ranges with optional
+// q weights; "ja-JP" matches "ja"), else English.
+func language(r *http.Request) string {
+	if c, err := r.Cookie(langCookie); err == nil && known(c.Value) {
+		return c.Value
+	}
+	if c, err := r.Cookie("__Host-" + langCookie); err == nil && known(c.Value) {
+		return c.Value
+	}
+	best, bestQ := languages[0], 0.0
+	for _, part := range strings.Split(r.Header.Get("Accept-Language"), ",") {
+		tag, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		q := 1.0
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 || f > 1 {
+				continue
+			}
+			q = f
+		}
+		primary, _, _ := strings.Cut(strings.ToLower(tag), "-")
+		if known(primary) && q > bestQ {
+			best, bestQ = primary, q
+		}
+	}
+	return best
+}
+
+func known(lang string) bool {
+	for _, l := range languages {
+		if l == lang {
+			return true
+		}
+	}
+	return false
+}
+
+// setLang is the language switch: it remembers the choice for a year and
+// goes back to the page it was pressed on.
+func (s *Server) setLang(w http.ResponseWriter, r *http.Request) {
+	lang := r.PostFormValue("lang")
+	if !known(lang) {
+		http.Error(w, "400 bad request: unknown language", http.StatusBadRequest)
+		return
+	}
+	s.setCookie(w, langCookie, lang, 365*24*time.Hour)
+	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
+}
+
+// tr returns the text of key in the request's language. A missing key
+// shows as itself, and TestCatalog makes sure none is missing.
+func tr(ctx context.Context, key string) string {
+	lang := infoFrom(ctx).lang
+	if m, ok := catalog[key]; ok {
+		if s := m[lang]; s != "" {
+			return s
+		}
+		return m["en"]
+	}
+	return key
+}
+
+// trf formats the text of key with args.
+func trf(ctx context.Context, key string, args ...any) string {
+	return fmt.Sprintf(tr(ctx, key), args...)
+}
+
+// catalog holds every text of the console in English and Japanese.
+var catalog = map[string]map[string]string{
+	"app.name":        {"en": "Posthorn", "ja": "Posthorn"},
+	"nav.dashboard":   {"en": "Dashboard", "ja": "ダッシュボード"},
+	"nav.events":      {"en": "Event log", "ja": "イベントログ"},
+	"nav.webhook":     {"en": "Event Webhook", "ja": "Event Webhook 設定"},
+	"nav.logout":      {"en": "Log out", "ja": "ログアウト"},
+	"nav.user":        {"en": "Logged in as %s", "ja": "%s でログイン中"},
+	"nav.zone":        {"en": "Times in %s", "ja": "時刻は %s"},
+	"lang.switch":     {"en": "Language", "ja": "言語"},
+	"login.title":     {"en": "Log in", "ja": "ログイン"},
+	"login.user":      {"en": "User name", "ja": "ユーザー名"},
+	"login.password":  {"en": "Password", "ja": "パスワード"},
+	"login.submit":    {"en": "Log in", "ja": "ログイン"},
+	"login.wrong":     {"en": "Wrong user name or password.", "ja": "ユーザー名またはパスワードが違います。"},
+	"login.limited":   {"en": "Too many failed logins. Wait a minute and try again.", "ja": "ログインの失敗が多すぎます。1 分待ってから再度お試しください。"},
+	"login.hint":      {"en": "Users are created on the server with: posthorn user add NAME", "ja": "ユーザーはサーバー上で posthorn user add NAME で作成します"},
+	"dash.title":      {"en": "Dashboard", "ja": "ダッシュボード"},
+	"dash.counts":     {"en": "Delivery events in the last 24 hours", "ja": "過去 24 時間の配送イベント"},
+	"dash.recent":     {"en": "Newest events", "ja": "最新のイベント"},
+	"dash.live":       {"en": "Updated every 10 seconds.", "ja": "10 秒ごとに更新されます。"},
+	"dash.webhook":    {"en": "Event Webhook", "ja": "Event Webhook"},
+	"dash.nowebhook":  {"en": "Not set up: no events are posted.", "ja": "未設定: イベントは送信されません。"},
+	"dash.posting":    {"en": "Posting %s to %s", "ja": "%s を %s に送信"},
+	"dash.total":      {"en": "Total", "ja": "合計"},
+	"events.title":    {"en": "Event log", "ja": "イベントログ"},
+	"events.from":     {"en": "From", "ja": "開始"},
+	"events.to":       {"en": "To", "ja": "終了"},
+	"events.status":   {"en": "Status", "ja": "ステータス"},
+	"events.search":   {"en": "Search", "ja": "検索"},
+	"events.csv":      {"en": "Download CSV", "ja": "CSV ダウンロード"},
+	"events.none":     {"en": "No events match.", "ja": "該当するイベントはありません。"},
+	"events.more":     {"en": "Showing the first %d results; more match. The CSV download holds all of them.", "ja": "最初の %d 件を表示しています。さらに該当があります。CSV ダウンロードにはすべて含まれます。"},
+	"events.count":    {"en": "%d results.", "ja": "%d 件。"},
+	"events.badtime":  {"en": "Enter a date and time such as 2025-06-01T09:30.", "ja": "2025-06-01T09:30 のように日時を入力してください。"},
+	"events.order":    {"en": "“To” must be after “From”.", "ja": "終了は開始より後にしてください。"},
+	"events.detail":   {"en": "Details", "ja": "詳細"},
+	"events.close":    {"en": "Close", "ja": "閉じる"},
+	"events.back":     {"en": "Back to the list", "ja": "一覧に戻る"},
+	"events.notfound": {"en": "This event is no longer stored.", "ja": "このイベントはもう保存されていません。"},
+	"events.prev":     {"en": "Previous", "ja": "前へ"},
+	"events.next":     {"en": "Next", "ja": "次へ"},
+	"events.page":     {"en": "Page %d of %d", "ja": "%d / %d ページ"},
+	"events.anytime":  {"en": "Leave empty for no limit.", "ja": "空欄は制限なし。"},
+
+	"col.time":      {"en": "Time", "ja": "日時"},
+	"col.status":    {"en": "Status", "ja": "ステータス"},
+	"col.to":        {"en": "Recipient", "ja": "宛先"},
+	"col.origto":    {"en": "Original recipient", "ja": "元の宛先"},
+	"col.from":      {"en": "Sender (Return-Path)", "ja": "送信者 (Return-Path)"},
+	"col.fromhdr":   {"en": "From header", "ja": "From ヘッダー"},
+	"col.subject":   {"en": "Subject", "ja": "件名"},
+	"col.host":      {"en": "Host", "ja": "ホスト"},
+	"col.reason":    {"en": "Reason", "ja": "理由"},
+	"col.msgid":     {"en": "Message-ID", "ja": "Message-ID"},
+	"col.queueid":   {"en": "Queue ID", "ja": "キュー ID"},
+	"col.relay":     {"en": "Relay", "ja": "リレー"},
+	"col.dsn":       {"en": "DSN", "ja": "DSN"},
+	"col.delay":     {"en": "Delay (s)", "ja": "遅延 (秒)"},
+	"col.class":     {"en": "Bounce class", "ja": "バウンス分類"},
+	"col.attempt":   {"en": "Attempt", "ja": "試行回数"},
+	"col.sourceip":  {"en": "Client address", "ja": "送信元アドレス"},
+	"col.senderip":  {"en": "Server address", "ja": "配送先アドレス"},
+	"col.endpoint":  {"en": "Endpoint URL", "ja": "エンドポイント URL"},
+	"col.id":        {"en": "Event ID", "ja": "イベント ID"},
+	"col.notposted": {"en": "(not posted with the current settings)", "ja": "(現在の設定では送信されません)"},
+
+	"status.queued":     {"en": "Queued", "ja": "キュー登録"},
+	"status.succeeded":  {"en": "Succeeded", "ja": "配送成功"},
+	"status.deferred":   {"en": "Deferred", "ja": "配送遅延"},
+	"status.failed":     {"en": "Failed", "ja": "配送失敗"},
+	"status.bounced":    {"en": "Bounced", "ja": "バウンス"},
+	"status.registered": {"en": "Registered", "ja": "登録"},
+	"status.deleted":    {"en": "Deleted", "ja": "削除"},
+
+	"wh.title":          {"en": "Event Webhook settings", "ja": "Event Webhook 設定"},
+	"wh.unavailable":    {"en": "The Event Webhook settings are not available in this build.", "ja": "このビルドでは Event Webhook 設定を利用できません。"},
+	"wh.saved":          {"en": "Saved. The new settings apply to batches formed from now on.", "ja": "保存しました。新しい設定はこれから作られるバッチに適用されます。"},
+	"wh.invalid":        {"en": "Not saved: correct the fields marked below.", "ja": "保存されていません。下の項目を修正してください。"},
+	"wh.newsecret":      {"en": "New signing secret (shown only now; give it to the receiver):", "ja": "新しい署名シークレット (今回のみ表示。受信側に設定してください):"},
+	"wh.basic":          {"en": "Basic settings", "ja": "基本設定"},
+	"wh.advanced":       {"en": "Advanced", "ja": "詳細設定"},
+	"wh.security":       {"en": "Security", "ja": "セキュリティ"},
+	"wh.behaviour":      {"en": "Notification behaviour", "ja": "通知の動作"},
+	"wh.endpoint":       {"en": "Endpoint URL", "ja": "エンドポイント URL"},
+	"wh.endpoint.help":  {"en": "Required. https:// URL the events are posted to.", "ja": "必須。イベントの送信先 https:// URL。"},
+	"wh.types":          {"en": "Event types", "ja": "イベントの種類"},
+	"wh.deliveries":     {"en": "Deliveries", "ja": "Deliveries (配送)"},
+	"wh.bounces":        {"en": "Bounces", "ja": "Bounces (バウンス)"},
+	"wh.blocks":         {"en": "Blocks (version 2 or 3)", "ja": "Blocks (バージョン 2 以上)"},
+	"wh.version":        {"en": "Version", "ja": "バージョン"},
+	"wh.version.help":   {"en": "1 or 2: the hosted service's formats; 3: Posthorn's own (JSON).", "ja": "1 と 2: ホスティングサービスの形式。3: Posthorn 独自形式 (JSON)。"},
+	"wh.timezone":       {"en": "Time zone", "ja": "タイムゾーン"},
+	"wh.timezone.help":  {"en": "Required. IANA name such as Asia/Tokyo, or Local for the server's zone.", "ja": "必須。Asia/Tokyo などの IANA 名、またはサーバーのゾーンを表す Local。"},
+	"wh.json":           {"en": "Use JSON format (version 2 or 3)", "ja": "JSON 形式を使う (バージョン 2 以上)"},
+	"wh.basicuser":      {"en": "Basic authentication user", "ja": "Basic 認証ユーザー"},
+	"wh.basicpass":      {"en": "Basic authentication password", "ja": "Basic 認証パスワード"},
+	"wh.basicconfirm":   {"en": "Password again", "ja": "パスワード (確認)"},
+	"wh.basic.help":     {"en": "Cannot be combined with Authorization: Bearer.", "ja": "Authorization: Bearer とは併用できません。"},
+	"wh.apikey":         {"en": "API key", "ja": "API キー"},
+	"wh.bearer":         {"en": "Send the API key as Authorization: Bearer", "ja": "API キーを Authorization: Bearer で送る"},
+	"wh.signing":        {"en": "Signing secret (Standard Webhooks)", "ja": "署名シークレット (Standard Webhooks)"},
+	"wh.generate":       {"en": "Generate a new signing secret", "ja": "新しい署名シークレットを生成する"},
+	"wh.cafile":         {"en": "Extra CA certificates (PEM file path)", "ja": "追加の CA 証明書 (PEM ファイルのパス)"},
+	"wh.cafile.help":    {"en": "Absolute path on the server, for an endpoint behind a private CA.", "ja": "サーバー上の絶対パス。プライベート CA のエンドポイント用。"},
+	"wh.interval":       {"en": "Notify interval (seconds)", "ja": "通知間隔 (秒)"},
+	"wh.interval.help":  {"en": "1–600, default 1.", "ja": "1〜600、既定値 1。"},
+	"wh.maxevents":      {"en": "Max events per post", "ja": "1 回の最大イベント数"},
+	"wh.maxevents.help": {"en": "100–10000, default 100.", "ja": "100〜10000、既定値 100。"},
+	"wh.timeout":        {"en": "Timeout (seconds)", "ja": "タイムアウト (秒)"},
+	"wh.timeout.help":   {"en": "1–999, default 30, from connecting to the end of the response.", "ja": "1〜999、既定値 30。接続から応答の終わりまで。"},
+	"wh.retry":          {"en": "Retry period", "ja": "再送期間"},
+	"wh.retry.help":     {"en": "1h to 10d, default 1d (e.g. 36h, 2d).", "ja": "1h〜10d、既定値 1d (例: 36h, 2d)。"},
+	"wh.isset":          {"en": "set", "ja": "設定済み"},
+	"wh.notset":         {"en": "not set", "ja": "未設定"},
+	"wh.replace":        {"en": "Leave empty to keep the current value.", "ja": "空欄のままなら現在の値を維持します。"},
+	"wh.clear":          {"en": "Remove", "ja": "削除する"},
+	"wh.save":           {"en": "Save", "ja": "保存"},
+	"wh.test":           {"en": "Send test event", "ja": "テストイベントを送信"},
+	"wh.test.help":      {"en": "Posts a sample event with the saved settings.", "ja": "保存済みの設定でサンプルイベントを送信します。"},
+	"wh.test.result":    {"en": "The endpoint answered HTTP %d:", "ja": "エンドポイントの応答 HTTP %d:"},
+	"wh.test.failed":    {"en": "The test post failed: %s", "ja": "テスト送信に失敗しました: %s"},
+	"wh.test.noanswer":  {"en": "Save the settings first.", "ja": "先に設定を保存してください。"},
+
+	"err.endpoint":       {"ja": "https:// で始まる正しい URL を入力してください。"},
+	"err.version":        {"ja": "1、2、3 のいずれかを選んでください。"},
+	"err.timezone":       {"ja": "Asia/Tokyo などの IANA タイムゾーン名、または Local を入力してください。"},
+	"err.json":           {"ja": "JSON はバージョン 2 以上でのみ使えます (バージョン 3 では必須)。"},
+	"err.blocks":         {"ja": "Blocks はバージョン 2 以上でのみ使えます。"},
+	"err.basic_user":     {"ja": "コロンや制御文字は使えません。パスワードを設定する場合は必須です。"},
+	"err.basic_password": {"ja": "パスワードが正しくありません。"},
+	"err.api_key":        {"ja": "Bearer で送る場合は空白のない ASCII の API キーが必要です。"},
+	"err.api_key_bearer": {"ja": "Basic 認証と Bearer は併用できません。どちらかを選んでください。"},
+	"err.interval":       {"ja": "1〜600 の整数で入力してください。"},
+	"err.max_events":     {"ja": "100〜10000 の整数で入力してください。"},
+	"err.timeout":        {"ja": "1〜999 の整数で入力してください。"},
+	"err.retry_period":   {"ja": "1h〜10d の期間で入力してください (例: 36h, 2d)。"},
+	"err.signing_secret": {"ja": "whsec_ に続けて 24〜64 バイトの base64 を入力してください。"},
+	"err.ca_file":        {"ja": "絶対パスで入力してください。"},
+	"err.mismatch":       {"en": "The two passwords differ.", "ja": "2 つのパスワードが一致しません。"},
+	"err.number":         {"en": "Enter a whole number from %d to %d.", "ja": "%d〜%d の整数で入力してください。"},
+	"err.duration":       {"en": "Enter a period such as 36h or 2d, from 1h to 10d.", "ja": "36h や 2d のような期間を 1h〜10d の範囲で入力してください。"},
+}

@@ -1,0 +1,323 @@
+// Package ui is Posthorn's web console: the Event log with its CSV download,
+// the Event Webhook settings and a dashboard, for users stored in the
+// database (ARCHITECTURE.md, "Layout"; WIRE.md §4–5). Pages are templ
+// components rendered on the server; every page works without JavaScript,
+// and the vendored htmx only makes searching, paging and the detail dialog
+// avoid full page loads.
+//
+// The package declares the store methods it needs (Accounts, EventLog,
+// WebhookSettings); cmd/posthorn passes a *sqlite.Store.
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
+)
+
+// Accounts stores console users, sessions and failed logins. Session ids
+// passed in are already hashed (64 hex digits).
+type Accounts interface {
+	UserPasswordHash(ctx context.Context, name string) (hash string, ok bool, err error)
+	CreateSession(ctx context.Context, id, user string, now time.Time) error
+	Session(ctx context.Context, id string) (user string, created, seen time.Time, ok bool, err error)
+	TouchSession(ctx context.Context, id string, seen time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	PruneSessions(ctx context.Context, idleBefore, createdBefore time.Time) (int64, error)
+	AddLoginFailure(ctx context.Context, keys []string, at time.Time) error
+	LoginFailures(ctx context.Context, key string, since time.Time) (int, error)
+}
+
+// EventLog reads the stored delivery events.
+type EventLog interface {
+	// RecentEvents returns what q selects newest first; paging with
+	// AfterTime/AfterID goes towards older events.
+	RecentEvents(ctx context.Context, q event.Query) ([]event.Event, error)
+	// EventAt returns the event with this time and id.
+	EventAt(ctx context.Context, t time.Time, id string) (event.Event, bool, error)
+	// EachEvent calls fn for every event q selects, oldest first, in
+	// constant memory.
+	EachEvent(ctx context.Context, q event.Query, fn func(*event.Event) error) error
+	// CountEventsSince counts the events of each type from since on.
+	CountEventsSince(ctx context.Context, since time.Time) (map[event.Type]int64, error)
+}
+
+// Store is what the console cannot work without.
+type Store interface {
+	Accounts
+	EventLog
+}
+
+// WebhookSettings reads and writes the Event Webhook's settings; ok is
+// false when none were saved yet.
+type WebhookSettings interface {
+	EventWebhookSettings(ctx context.Context) (settings.EventWebhook, bool, error)
+	SaveEventWebhookSettings(ctx context.Context, s settings.EventWebhook) error
+}
+
+// TestResult is what an endpoint answered to a test post.
+type TestResult struct {
+	Status int    // HTTP status, 0 when no answer came
+	Head   string // the start of the response body
+}
+
+// Options configures a Server.
+type Options struct {
+	Store Store // required
+	// Settings, when set, enables the Event Webhook settings screen.
+	Settings WebhookSettings
+	// SendTestEvent, when set, adds a "send test event" button: it posts
+	// a sample batch with the given settings and returns the answer.
+	SendTestEvent func(ctx context.Context, s settings.EventWebhook) (TestResult, error)
+	// AllowInsecureHTTP lets the endpoint be http:// (the daemon config's
+	// development switch).
+	AllowInsecureHTTP bool
+	// Location is the zone times are shown and searched in (default
+	// time.Local).
+	Location *time.Location
+	// TLS says the console is served over HTTPS: cookies are then Secure
+	// and __Host- prefixed, and browsers are told to stay on HTTPS.
+	TLS bool
+	// IdleTimeout ends a session not used for this long (default 1h);
+	// MaxSessionAge ends any session this long after login (default 12h).
+	IdleTimeout   time.Duration
+	MaxSessionAge time.Duration
+	// Hostname is shown in the page header.
+	Hostname string
+	// PasswordParams are the argon2id costs of the hash compared against
+	// when a login names an unknown user, so that it takes as long as a
+	// wrong password (default DefaultPasswordParams).
+	PasswordParams *PasswordParams
+	Logger         *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Server is the console's HTTP handler.
+type Server struct {
+	store     Store
+	settings  WebhookSettings
+	sendTest  func(ctx context.Context, s settings.EventWebhook) (TestResult, error)
+	allowHTTP bool
+	loc       *time.Location
+	tls       bool
+	idle      time.Duration
+	maxAge    time.Duration
+	hostname  string
+	log       *slog.Logger
+	now       func() time.Time
+
+	// loginMu serialises the check-verify-record sequence of logins, so
+	// that parallel guesses cannot all pass the rate limit before any of
+	// them is recorded, and bounds argon2's memory to one hash at a time.
+	loginMu   sync.Mutex
+	dummyHash string
+
+	handler http.Handler
+}
+
+// Session lifetimes when Options leave them zero.
+const (
+	DefaultIdleTimeout   = time.Hour
+	DefaultMaxSessionAge = 12 * time.Hour
+)
+
+// New builds the console.
+func New(o Options) (*Server, error) {
+	if o.Store == nil {
+		return nil, errors.New("new console: no store")
+	}
+	s := &Server{
+		store:     o.Store,
+		settings:  o.Settings,
+		sendTest:  o.SendTestEvent,
+		allowHTTP: o.AllowInsecureHTTP,
+		loc:       o.Location,
+		tls:       o.TLS,
+		idle:      o.IdleTimeout,
+		maxAge:    o.MaxSessionAge,
+		hostname:  o.Hostname,
+		log:       o.Logger,
+		now:       o.Now,
+	}
+	if s.loc == nil {
+		s.loc = time.Local
+	}
+	if s.idle <= 0 {
+		s.idle = DefaultIdleTimeout
+	}
+	if s.maxAge <= 0 {
+		s.maxAge = DefaultMaxSessionAge
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	params := DefaultPasswordParams
+	if o.PasswordParams != nil {
+		params = *o.PasswordParams
+	}
+	var err error
+	if s.dummyHash, err = HashPassword("posthorn: no such user", params); err != nil {
+		return nil, fmt.Errorf("new console: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.guard(rt))
+	}
+	// Cross-origin state-changing requests are refused before any handler
+	// runs (Sec-Fetch-Site / Origin checks); the form token below covers
+	// browsers that send neither header.
+	cop := http.NewCrossOriginProtection()
+	s.handler = s.recover(s.headers(cop.Handler(mux)))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// access says who may use a route.
+type access int
+
+const (
+	public  access = iota // anyone: the login page, health check, assets
+	session               // a logged-in user
+)
+
+type route struct {
+	pattern string
+	access  access
+	handler http.HandlerFunc
+}
+
+// routes is every route of the console. The mux is built from this table
+// only, and TestRoutesNeedSession walks it, so that a route added here
+// without the right access level fails a test.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /healthz", public, s.healthz},
+		{"GET /static/", public, s.static},
+		{"GET /login", public, s.loginPage},
+		{"POST /login", public, s.login},
+		{"POST /lang", public, s.setLang},
+
+		{"POST /logout", session, s.logout},
+		{"GET /{$}", session, s.dashboard},
+		{"GET /dashboard/live", session, s.dashboardLive},
+		{"GET /events", session, s.eventLog},
+		{"GET /events/{time}/{id}", session, s.eventDetail},
+		{"GET /events.csv", session, s.eventCSV},
+		{"GET /settings/event-webhook", session, s.webhookPage},
+		{"POST /settings/event-webhook", session, s.saveWebhook},
+		{"POST /settings/event-webhook/test", session, s.testWebhook},
+	}
+}
+
+// maxForm bounds a posted form; the largest, the settings form, is a few
+// kilobytes.
+const maxForm = 64 << 10
+
+// guard wraps a route's handler with its access check and, for requests
+// that change state, the body limit and the form token check.
+func (s *Server) guard(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := s.requestInfo(r)
+		if rt.access == session {
+			if !s.authenticate(w, r, ri) {
+				s.unauthorized(w, r)
+				return
+			}
+		}
+		ctx := context.WithValue(r.Context(), infoKey{}, ri)
+		r = r.WithContext(ctx)
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if !s.checkCSRF(r, ri) {
+				s.log.Warn("console: request without a valid form token refused", "path", r.URL.Path, "addr", r.RemoteAddr)
+				http.Error(w, "403 forbidden: the form is out of date or did not come from this console; reload the page and try again", http.StatusForbidden)
+				return
+			}
+		}
+		rt.handler(w, r)
+	})
+}
+
+// unauthorized sends a browser to the login page, and tells htmx and other
+// clients 401 (with HX-Redirect, which htmx follows).
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("HX-Request") == "" {
+		next := "/login"
+		if r.URL.Path != "/" {
+			next += "?next=" + url.QueryEscape(r.URL.RequestURI())
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("HX-Redirect", "/login")
+	http.Error(w, "401 unauthorized: log in first", http.StatusUnauthorized)
+}
+
+// csp allows scripts, styles and requests from the console itself only:
+// no inline script or style, no framing (also X-Frame-Options for older
+// browsers), forms posting back to the console only.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// headers sets the security headers of every response.
+func (s *Server) headers(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		if s.tls {
+			// RFC 6797: only over HTTPS, where the browser honours it.
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recover turns a handler's panic into a 500 and a log line instead of a
+// dropped connection.
+func (s *Server) recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("console: handler panicked", "path", r.URL.Path, "panic", v)
+				http.Error(w, "500 internal server error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "ok")
+}
+
+// serverError logs err and answers 500 without details, which may hold
+// paths or SQL.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("console: request failed", "path", r.URL.Path, "err", err)
+	http.Error(w, "500 internal server error: see the posthorn log", http.StatusInternalServerError)
+}
