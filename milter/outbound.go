@@ -1,0 +1,135 @@
+package milter
+
+import (
+	"context"
+	"mime"
+	"strings"
+	"time"
+
+	gomilter "github.com/d--j/go-milter"
+	"github.com/posthorn/posthorn/event"
+)
+
+// outbound is one milter connection of the outbound role. It refuses
+// nothing: it records per queue ID what the maillog lacks (WIRE.md §2) and
+// accepts. That also makes it safe in non_smtpd_milters, where a filter
+// must not reject or tempfail recipients (MILTER_README).
+type outbound struct {
+	gomilter.NoOpMilter
+	srv *Server
+
+	active  bool
+	from    string
+	rcpts   []string
+	queueID string
+	// Raw values of the first From, Subject, Message-Id and metadata
+	// header.
+	hdrFrom, subject, messageID, apiData string
+	haveFrom, haveSubject, haveID, haveAPI bool
+	// charset is the message's Content-Type charset, the hint for raw
+	// 8-bit header bytes.
+	charset string
+}
+
+func (o *outbound) reset() {
+	if o.active {
+		o.srv.end()
+	}
+	*o = outbound{srv: o.srv}
+}
+
+func (o *outbound) MailFrom(from string, _ string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	o.reset()
+	// Shutdown waits for open transactions; the outbound role never
+	// refuses, so while stopping it only stops counting.
+	o.active = o.srv.begin()
+	o.from = from
+	return gomilter.RespContinue, nil
+}
+
+func (o *outbound) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.Response, error) {
+	o.rcpts = append(o.rcpts, rcpt)
+	if q := m.Get(gomilter.MacroQueueId); q != "" {
+		o.queueID = q
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (o *outbound) Data(m gomilter.Modifier) (*gomilter.Response, error) {
+	if q := m.Get(gomilter.MacroQueueId); q != "" {
+		o.queueID = q
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (o *outbound) Header(name, value string, _ gomilter.Modifier) (*gomilter.Response, error) {
+	first := func(have *bool, dst *string) {
+		if !*have {
+			*have, *dst = true, value
+		}
+	}
+	switch {
+	case strings.EqualFold(name, "From"):
+		first(&o.haveFrom, &o.hdrFrom)
+	case strings.EqualFold(name, "Subject"):
+		first(&o.haveSubject, &o.subject)
+	case strings.EqualFold(name, "Message-Id"):
+		first(&o.haveID, &o.messageID)
+	case strings.EqualFold(name, o.srv.o.MetadataHeader):
+		first(&o.haveAPI, &o.apiData)
+	case strings.EqualFold(name, "Content-Type") && o.charset == "":
+		o.charset = charsetParam(value)
+	}
+	return gomilter.RespContinue, nil
+}
+
+func (o *outbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
+	if q := m.Get(gomilter.MacroQueueId); q != "" {
+		o.queueID = q
+	}
+	obs := event.Observation{
+		Host:         o.srv.o.Host,
+		QueueID:      o.queueID,
+		Time:         o.srv.o.Now(),
+		EnvelopeFrom: o.from,
+		Recipients:   o.rcpts,
+		From:         decodeValue(o.hdrFrom, o.charset),
+		Subject:      decodeValue(o.subject, o.charset),
+		MessageID:    strings.ToValidUTF8(unfold(o.messageID), "\uFFFD"),
+		APIData:      decodeValue(o.apiData, o.charset),
+	}
+	log := o.srv.o.Log.With("role", "outbound", "queue_id", o.queueID)
+	if obs.QueueID == "" {
+		// Postfix always sends it when asked (MILTER.md §1.3); without it
+		// nothing can be matched with the maillog.
+		log.Warn("observation without a queue ID: not recorded")
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := o.srv.o.Spool.Observe(ctx, obs)
+		cancel()
+		if err != nil {
+			// Observation is best effort: the mail goes on, and its
+			// events lack from/subject/apiData.
+			log.Warn("observation not recorded", "err", err)
+		} else {
+			log.Debug("message observed", "rcpts", len(obs.Recipients))
+		}
+	}
+	return gomilter.RespAccept, nil
+}
+
+func (o *outbound) Abort(_ gomilter.Modifier) error {
+	o.reset()
+	return nil
+}
+
+func (o *outbound) Cleanup(_ gomilter.Modifier) { o.reset() }
+
+// charsetParam returns the charset parameter of a Content-Type value.
+func charsetParam(v string) string {
+	_, params, err := mime.ParseMediaType(unfold(v))
+	if err != nil {
+		return ""
+	}
+	return params["charset"]
+}
