@@ -24,7 +24,7 @@ type outbound struct {
 	queueID string
 	// Raw values of the first From, Subject, Message-Id and metadata
 	// header.
-	hdrFrom, subject, messageID, apiData string
+	hdrFrom, subject, messageID, apiData   string
 	haveFrom, haveSubject, haveID, haveAPI bool
 	// charset is the message's Content-Type charset, the hint for raw
 	// 8-bit header bytes.
