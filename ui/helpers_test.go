@@ -21,7 +21,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/posthorn/posthorn/event"
-	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -75,27 +74,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fakeSettings stands in for the store's Event Webhook settings methods
-// while the Event Webhook issue has not added them to sqlite.Store.
-type fakeSettings struct {
-	mu    sync.Mutex
-	s     settings.EventWebhook
-	saved bool
-}
-
-func (f *fakeSettings) EventWebhookSettings(context.Context) (settings.EventWebhook, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.s, f.saved, nil
-}
-
-func (f *fakeSettings) SaveEventWebhookSettings(_ context.Context, s settings.EventWebhook) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.s, f.saved = s, true
-	return nil
-}
-
 // testZone is the console's zone in the tests: not UTC, so that a search
 // period read in the wrong zone shows.
 var testZone = time.FixedZone("JST", 9*3600)
@@ -128,12 +106,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	if err := store.AddUser(context.Background(), testUser, hash); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, store: store, clock: &clock{t: testNow}}
-	if ws, ok := any(store).(WebhookSettings); ok {
-		e.settings = ws
-	} else {
-		e.settings = &fakeSettings{}
-	}
+	e := &env{t: t, store: store, settings: store, clock: &clock{t: testNow}}
 	e.opts = Options{
 		Store:          store,
 		Settings:       e.settings,

@@ -122,7 +122,16 @@ func (s *Server) saveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.settings.SaveEventWebhookSettings(ctx, next); err != nil {
-		s.serverError(w, r, err)
+		// The store validates again; its verdict is shown like ours.
+		var fe settings.FieldErrors
+		if !errors.As(err, &fe) {
+			s.serverError(w, r, err)
+			return
+		}
+		for _, f := range fe.Fields() {
+			v.Errs[f] = fieldError(ctx, f, fe[f])
+		}
+		s.render(w, r, http.StatusUnprocessableEntity, webhookPage(v))
 		return
 	}
 	s.log.Info("console: event webhook settings saved", "user", infoFrom(ctx).user, "settings", next)

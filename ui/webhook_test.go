@@ -235,3 +235,18 @@ func TestWebhookTestPost(t *testing.T) {
 		t.Errorf("failed test post not shown:\n%s", mainOf(body))
 	}
 }
+
+// TestWebhookStoreRefuses: the store validates again (here without
+// allow_insecure_http while the console allows it); its errors show next
+// to the fields like the console's own.
+func TestWebhookStoreRefuses(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.AllowInsecureHTTP = true })
+	c := e.client()
+	c.login()
+	c.get("/settings/event-webhook")
+	resp, body := c.post("/settings/event-webhook", with(validForm(), "endpoint", "http://hooks.example.com/"))
+	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
+	if !strings.Contains(body, `data-testid="endpoint-error"`) || !strings.Contains(body, "allow_insecure_http") {
+		t.Errorf("store's refusal not shown next to the endpoint:\n%s", mainOf(body))
+	}
+}

@@ -74,6 +74,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer wh.stop()
 	tailer.Sink = wh.sink(store)
+	stopConsole, err := startConsole(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 	err = tailer.Run(ctx)
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.Info("shutting down", "lines", tailer.Summary().Lines)

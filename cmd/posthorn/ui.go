@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/config"
+	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/settings"
+	"github.com/posthorn/posthorn/sqlite"
+	"github.com/posthorn/posthorn/ui"
+)
+
+// The store must satisfy what the console declares it needs.
+var (
+	_ ui.Store           = (*sqlite.Store)(nil)
+	_ ui.WebhookSettings = consoleSettings{}
+)
+
+// consoleSettings saves the console's Event Webhook settings with the
+// daemon's allow_insecure_http, as the rest of the daemon judges them.
+type consoleSettings struct {
+	store     *sqlite.Store
+	allowHTTP bool
+}
+
+func (c consoleSettings) EventWebhookSettings(ctx context.Context) (settings.EventWebhook, bool, error) {
+	return c.store.EventWebhookSettings(ctx)
+}
+
+func (c consoleSettings) SaveEventWebhookSettings(ctx context.Context, s settings.EventWebhook) error {
+	return c.store.SaveEventWebhookSettingsHTTP(ctx, s, c.allowHTTP)
+}
+
+// consoleTestPost is the console's "send test event": the sample batch of
+// posthorn test-webhook, for the first event type the settings post.
+func consoleTestPost(cfg *config.Config) func(context.Context, settings.EventWebhook) (ui.TestResult, error) {
+	return func(ctx context.Context, s settings.EventWebhook) (ui.TestResult, error) {
+		if err := s.Validate(cfg.AllowInsecureHTTP); err != nil {
+			return ui.TestResult{}, err
+		}
+		family := settings.Deliveries
+		for _, f := range []string{settings.Deliveries, settings.Bounces, settings.Blocks} {
+			if s.Posts(f) {
+				family = f
+				break
+			}
+		}
+		evs, err := sampleEvents(cfg, family, time.Now())
+		if err != nil {
+			return ui.TestResult{}, err
+		}
+		ct, body, err := dispatcher.Encode(s, cfg.ServerComposition, family, evs)
+		if err != nil {
+			return ui.TestResult{}, err
+		}
+		p, err := dispatcher.NewPoster(dispatcher.PosterOptions{Version: version, CAFile: s.CAFile})
+		if err != nil {
+			return ui.TestResult{}, err
+		}
+		defer p.Close()
+		ids := make([]string, len(evs))
+		for i := range evs {
+			ids[i] = evs[i].ID
+		}
+		res := p.Post(ctx, dispatcher.NewRequest(s, dispatcher.BatchID(family, ids), 1, ct, body))
+		out := ui.TestResult{Status: res.Status, Head: utf8Only(string(res.Response))}
+		if res.Outcome != dispatcher.Success {
+			return out, errors.New(res.Reason)
+		}
+		return out, nil
+	}
+}
+
+// startConsole opens the web console's listener and serves it until ctx
+// ends or stop is called. It starts nothing when [ui] listen is empty or no
+// user exists yet (nobody could log in). The listener opens before it
+// returns, so a port already in use is an error at startup.
+func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (stop func(), err error) {
+	stop = func() {}
+	u := cfg.UI
+	if u.Listen == "" {
+		return stop, nil
+	}
+	users, err := store.Users(ctx)
+	if err != nil {
+		return stop, err
+	}
+	if len(users) == 0 {
+		log.Warn("web console not started: no user exists; run 'posthorn user add NAME' and restart", "listen", u.Listen)
+		return stop, nil
+	}
+	opts := ui.Options{
+		Store:             store,
+		AllowInsecureHTTP: cfg.AllowInsecureHTTP,
+		Location:          u.Location(),
+		TLS:               u.TLS(),
+		IdleTimeout:       time.Duration(u.IdleTimeout),
+		MaxSessionAge:     time.Duration(u.SessionLifetime),
+		Hostname:          cfg.Hostname,
+		Logger:            log,
+	}
+	opts.Settings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
+	opts.SendTestEvent = consoleTestPost(cfg)
+	console, err := ui.New(opts)
+	if err != nil {
+		return stop, err
+	}
+
+	srv := &http.Server{
+		Handler:           console,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Pages are small; the CSV download lifts this deadline for
+		// itself (ui.Server.eventCSV).
+		WriteTimeout: time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	var certs *certReloader
+	if u.TLS() {
+		certs = &certReloader{certFile: u.TLSCert, keyFile: u.TLSKey, log: log}
+		if _, err := certs.get(nil); err != nil {
+			return stop, fmt.Errorf("web console: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
+	}
+	ln, err := net.Listen("tcp", u.Listen)
+	if err != nil {
+		return stop, fmt.Errorf("web console: %w", err)
+	}
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+	}
+	log.Info("web console listening", "url", scheme+"://"+ln.Addr().String()+"/", "users", len(users))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var err error
+		if certs != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("web console stopped", "err", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				srv.Close()
+			}
+			<-done
+		})
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			stop()
+		case <-done:
+		}
+	}()
+	return stop, nil
+}
+
+// certReloader loads the console's certificate again when its files
+// change, so that a renewal (certbot, an ACME client) needs no restart.
+// A renewal caught half-written keeps the previous certificate.
+type certReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	certMod time.Time
+	keyMod  time.Time
+	// The times of files that failed to load, so that they are not
+	// tried (and logged) again at every handshake.
+	badCertMod, badKeyMod time.Time
+}
+
+func (c *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs, err1 := os.Stat(c.certFile)
+	ks, err2 := os.Stat(c.keyFile)
+	if err := errors.Join(err1, err2); err != nil {
+		if c.cert != nil {
+			c.log.Warn("web console: TLS files unreadable; keeping the loaded certificate", "err", err)
+			return c.cert, nil
+		}
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	if c.cert != nil && cs.ModTime().Equal(c.certMod) && ks.ModTime().Equal(c.keyMod) {
+		return c.cert, nil
+	}
+	if c.cert != nil && cs.ModTime().Equal(c.badCertMod) && ks.ModTime().Equal(c.badKeyMod) {
+		return c.cert, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		c.badCertMod, c.badKeyMod = cs.ModTime(), ks.ModTime()
+		if c.cert != nil {
+			c.log.Warn("web console: new TLS files do not load; keeping the loaded certificate", "err", err)
+			return c.cert, nil
+		}
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	if c.cert != nil {
+		c.log.Info("web console: TLS certificate reloaded", "cert", c.certFile)
+	}
+	c.cert, c.certMod, c.keyMod = &cert, cs.ModTime(), ks.ModTime()
+	return c.cert, nil
+}
