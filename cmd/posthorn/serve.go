@@ -21,6 +21,8 @@ import (
 var _ logtail.Sink = (*sqlite.Store)(nil)
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	hup, stopHup := hangups()
+	defer stopHup()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := configFlag(fs)
@@ -32,8 +34,18 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	log := newLogger(cfg.Log, stderr)
-	if err := serve(ctx, cfg, log); err != nil {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log.Level))
+	log := newLevelLogger(cfg.Log, level, stderr)
+	sd, err := newNotifier()
+	if err != nil {
+		log.Warn("not notifying the service manager", "err", err)
+	}
+	rl := newReloader(*path, cfg, level, log, sd)
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go rl.run(rctx, hup)
+	if err := serve(ctx, cfg, log, daemon{notify: sd, reload: rl}); err != nil {
 		log.Error("posthorn stopped", "err", err)
 		return exitFail
 	}
@@ -41,19 +53,36 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
-		lvl = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	return newLevelLogger(c, logLevel(c.Level), w)
+}
+
+// newLevelLogger is newLogger with the level given apart, so that a
+// *slog.LevelVar can change it while running.
+func newLevelLogger(c config.Log, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == config.FormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
+// daemon is what serve reports to and registers with: the service
+// manager (Type=notify) and the SIGHUP reloader. The zero value does
+// neither, for callers that run the pipeline outside a service.
+type daemon struct {
+	notify *notifier
+	reload *reloader
+}
+
+// ready tells the service manager that startup is complete.
+func (d daemon) ready(log *slog.Logger, text string) {
+	if err := d.notify.notify(notifyReady, status(text)); err != nil {
+		log.Warn("notify service manager", "err", err)
+	}
+}
+
 // serve follows the maillog into the store until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) error {
 	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{})
 	if err != nil {
 		return err
@@ -79,6 +108,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopConsole()
+	// The store is migrated and the log source open (listeners, once
+	// serve has any, are opened above this line): tell systemd.
+	d.ready(log, "following the maillog into "+store.Path())
 	err = tailer.Run(ctx)
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.Info("shutting down", "lines", tailer.Summary().Lines)
