@@ -36,6 +36,7 @@ func init() {
 		{"serve", "follow the maillog and store delivery events", runServe},
 		{"parse", "print the delivery events of maillog text (files or stdin)", runParse},
 		{"check-config", "validate the config file", runCheckConfig},
+		{"help", "help on a command; help config: the config file; help man: man page", runHelp},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {
 			fmt.Fprintln(out, "posthorn", version)
 			return exitOK
@@ -50,7 +51,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1) {
 		usage(stderr)
 		if len(args) == 0 {
 			return exitConfig

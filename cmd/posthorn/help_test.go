@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/posthorn/posthorn/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files and the README's generated section")
+
+// checkGolden compares got with testdata/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run %s -update)", err, t.Name())
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (run go test -run %s -update and review the diff):\n%s", path, t.Name(), firstDiff(string(want), string(got)))
+	}
+}
+
+// firstDiff shows the first differing line of two texts.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := range max(len(w), len(g)) {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl
+		}
+	}
+	return "(no line differs; check line endings)"
+}
+
+// The goldens fix the formats on a fixed input, so that they change only
+// when the formatting does; TestHelpCoversEverything checks the real
+// content, and the README section is checked against the real table.
+var (
+	helpFields = []config.Field{
+		{Key: "hostname", Type: "string", Default: `""`, Doc: "Name of this host. Empty means the system host name."},
+		{Key: "strict", Type: "boolean", Default: "false", Doc: "Refuse <html> and *stars*, `ticks` and back\\slashes literally."},
+		{Key: "store", Type: "table", Doc: "Where the data goes."},
+		{Key: "store.path", Type: "string", Default: `"/var/lib/posthorn/posthorn.db"`, Doc: "The SQLite database; also the -wal and -shm files."},
+		{Key: "store.keep", Type: "duration", Default: `"7d"`, Doc: ".A line starting with a dot, which roff would read as a request, and a very long sentence that has to be folded over several lines of output."},
+		{Key: "store.names", Type: "list of strings", Default: "[]", Doc: `Names, e.g. ["a", "b"].`},
+	}
+	helpCommands = []command{
+		{name: "serve", summary: "follow the maillog"},
+		{name: "check-config", summary: "validate the config file"},
+	}
+)
+
+func TestHelpGolden(t *testing.T) {
+	for _, tc := range []struct {
+		golden string
+		gen    func(w io.Writer)
+	}{
+		{"help-config.txt", func(w io.Writer) { configReferenceText(w, helpFields) }},
+		{"help-config.md", func(w io.Writer) { configReferenceMarkdown(w, helpFields) }},
+		{"posthorn.1", func(w io.Writer) { manPage(w, helpCommands, helpFields) }},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			var out bytes.Buffer
+			tc.gen(&out)
+			checkGolden(t, tc.golden, out.Bytes())
+		})
+	}
+}
+
+// TestHelpCoversEverything runs the real topics: every key of the config
+// file and every command must be in them.
+func TestHelpCoversEverything(t *testing.T) {
+	for _, args := range [][]string{
+		{"help", "config"},
+		{"help", "config", "--format", "markdown"},
+		{"help", "man"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != exitOK {
+			t.Fatalf("posthorn %s = %d, stderr:\n%s", strings.Join(args, " "), code, errb.String())
+		}
+		text := out.String()
+		if args[1] == "man" {
+			text = strings.ReplaceAll(text, `\-`, "-")
+		}
+		for _, f := range config.Doc() {
+			name := f.Key
+			if f.Type != "table" {
+				name = fieldName(f) + " = "
+			}
+			if !strings.Contains(text, name) {
+				t.Errorf("posthorn %s lacks %s", strings.Join(args, " "), f.Key)
+			}
+		}
+		if args[1] == "man" {
+			for _, c := range commands {
+				if !strings.Contains(text, ".B "+c.name+"\n") {
+					t.Errorf("the man page lacks the command %s", c.name)
+				}
+			}
+		}
+	}
+}
+
+func TestHelpErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"help", "nonsense"}, exitConfig, `unknown topic "nonsense"`},
+		{[]string{"help", "config", "--format", "html"}, exitConfig, `unknown format "html"`},
+		{[]string{"help", "config", "extra"}, exitConfig, `unexpected argument "extra"`},
+		{[]string{"help", "man", "extra"}, exitConfig, `unexpected argument "extra"`},
+		{[]string{"help", "serve"}, exitOK, "-config"},
+		{[]string{"help", "check-config"}, exitOK, "-config"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errb)
+			if code != tc.code || !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("code %d, stderr %q; want %d and %q", code, errb.String(), tc.code, tc.stderr)
+			}
+		})
+	}
+}
+
+// The README's "Configuration reference" is generated: the text between
+// these markers is `posthorn help config --format markdown`.
+const (
+	readmeBegin = "<!-- BEGIN generated by `posthorn help config --format markdown`: edit config/config.go, then go test ./cmd/posthorn -run TestREADMEConfigReference -update -->\n"
+	readmeEnd   = "<!-- END generated -->\n"
+)
+
+func TestREADMEConfigReference(t *testing.T) {
+	const path = "../../README.md"
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	i := strings.Index(readme, readmeBegin)
+	j := strings.Index(readme, readmeEnd)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the generated section: a line %q, then a line %q", readmeBegin, readmeEnd)
+	}
+	var md bytes.Buffer
+	configReferenceMarkdown(&md, config.Doc())
+	want := "\n" + md.String()
+	got := readme[i+len(readmeBegin) : j]
+	if got == want {
+		return
+	}
+	if *update {
+		readme = readme[:i+len(readmeBegin)] + want + readme[j:]
+		if err := os.WriteFile(path, []byte(readme), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("README.md's configuration reference is out of date (go test ./cmd/posthorn -run %s -update):\n%s", t.Name(), firstDiff(want, got))
+}
