@@ -20,6 +20,7 @@ run: build
 # Everything CI runs: lint, unit and end-to-end tests (a real private Postfix).
 test: lint
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) package-test
 
 unit:
 	$(GO) test -short -count=1 ./...
@@ -44,3 +45,28 @@ lint:
 
 clean:
 	rm -rf bin dist test-output
+
+# Packages (README "Install"): nfpm, pinned in go.mod as a tool, packs
+# bin/posthorn, its man page, the unit, the config and the maintainer
+# scripts listed in packaging/nfpm.yaml into dist/. Native builds only:
+# the binary uses cgo (SQLite).
+PKG_VERSION = $(shell sh packaging/version.sh)
+PKG_ARCH    = $(shell $(GO) env GOARCH)
+
+.PHONY: deb rpm package-test
+
+deb rpm: build
+	./bin/posthorn help man | gzip -9n > bin/posthorn.1.gz
+	@mkdir -p dist
+	@# Old versions would make "apt-get install ./dist/posthorn_*.deb" ambiguous.
+	rm -f dist/posthorn*.$@
+	PKG_VERSION='$(PKG_VERSION)' PKG_ARCH='$(PKG_ARCH)' \
+	PKG_GLIBC=$$(objdump -T bin/posthorn | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n 1 | cut -d_ -f2) \
+		$(GO) tool nfpm package --config packaging/nfpm.yaml --packager $@ --target dist/
+
+# Installs the .deb on this machine, runs it as the unit would, purges it
+# (e2e/package_test.go). Root only; meant for CI and throw-away machines.
+package-test: deb rpm
+	@if [ "$$(id -u)" -ne 0 ]; then echo "package-test: skipped: installing the .deb needs root"; exit 0; fi; \
+	echo "POSTHORN_PACKAGE_TEST=1 $(GO) test -count=1 -timeout 10m -run 'TestPackage' ./e2e/"; \
+	POSTHORN_PACKAGE_TEST=1 $(GO) test -count=1 -timeout 10m -run 'TestPackage' ./e2e/
