@@ -36,6 +36,7 @@ func init() {
 		{"serve", "follow the maillog and store delivery events", runServe},
 		{"parse", "print the delivery events of maillog text (files or stdin)", runParse},
 		{"check-config", "validate the config file", runCheckConfig},
+		{"demo", "replay a bundled Postfix maillog through the pipeline; no Postfix or setup needed", runDemo},
 		{"help", "help on a command; help config: the config file; help man: man page", runHelp},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {
 			fmt.Fprintln(out, "posthorn", version)

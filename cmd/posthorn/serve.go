@@ -72,6 +72,10 @@ func newLevelLogger(c config.Log, level slog.Leveler, w io.Writer) *slog.Logger 
 type daemon struct {
 	notify *notifier
 	reload *reloader
+	// onReady, if set, runs once startup is complete (posthorn demo).
+	onReady func()
+	// observe, if set, sees every batch the log reader committed.
+	observe func(event.Batch)
 }
 
 // ready tells the service manager that startup is complete.
@@ -79,6 +83,23 @@ func (d daemon) ready(log *slog.Logger, text string) {
 	if err := d.notify.notify(notifyReady, status(text)); err != nil {
 		log.Warn("notify service manager", "err", err)
 	}
+	if d.onReady != nil {
+		d.onReady()
+	}
+}
+
+// observedSink hands each committed batch to a daemon's observer.
+type observedSink struct {
+	logtail.Sink
+	observe func(event.Batch)
+}
+
+func (o observedSink) Commit(ctx context.Context, b event.Batch) error {
+	err := o.Sink.Commit(ctx, b)
+	if err == nil {
+		o.observe(b)
+	}
+	return err
 }
 
 // serve follows the maillog into the store until ctx is done.
@@ -103,6 +124,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	}
 	defer wh.stop()
 	tailer.Sink = wh.sink(store)
+	if d.observe != nil {
+		tailer.Sink = observedSink{tailer.Sink, d.observe}
+	}
 	stopConsole, err := startConsole(ctx, cfg, store, log)
 	if err != nil {
 		return err

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/config"
+	"github.com/posthorn/posthorn/event"
+)
+
+// demoMaxGap bounds the pause between two replayed lines, so that a sample
+// with an idle stretch does not look stuck.
+const demoMaxGap = 3 * time.Second
+
+// runDemo shows Posthorn at work without Postfix and without any setup: the
+// bundled sample maillog is written line by line, at the pace Postfix wrote
+// it, into a log file that serve's own pipeline follows into a temporary
+// store, and every event is printed as it is committed.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	speed := fs.Float64("speed", 1, "replay speed: 1 is the pace of the sample's time stamps, 10 ten times faster, 0 no pauses")
+	dir := fs.String("dir", "", "keep the demo's files (posthorn.toml, maillog, posthorn.db) in this directory instead of a temporary one")
+	exit := fs.Bool("exit", false, "exit once the whole sample is stored, instead of running until interrupted")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *speed < 0 {
+		fmt.Fprintf(stderr, "posthorn demo: --speed must not be negative, got %v\n", *speed)
+		return exitConfig
+	}
+	d := &demo{
+		out:   stdout,
+		log:   newLogger(config.Log{Format: config.FormatText, Level: "warn"}, stderr),
+		lines: strings.SplitAfter(strings.TrimSuffix(sample, "\n")+"\n", "\n"),
+		pace:  pacer(*speed),
+		exit:  *exit,
+	}
+	d.lines = d.lines[:len(d.lines)-1] // SplitAfter leaves "" after the last newline
+	if err := d.run(ctx, *dir); err != nil {
+		fmt.Fprintf(stderr, "posthorn demo: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// demo is one run of `posthorn demo`.
+type demo struct {
+	out   io.Writer
+	log   *slog.Logger
+	lines []string // each with its newline
+	// pace waits before writing a line that was logged gap after the one
+	// before; it returns ctx's error if ctx ends first.
+	pace func(ctx context.Context, gap time.Duration) error
+	exit bool
+
+	mu     sync.Mutex
+	events int // events printed so far
+}
+
+func (d *demo) run(ctx context.Context, dir string) error {
+	kept := dir != ""
+	if !kept {
+		tmp, err := os.MkdirTemp("", "posthorn-demo-")
+		if err != nil {
+			return fmt.Errorf("create demo directory: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	if _, err := os.Stat(filepath.Join(dir, "posthorn.db")); err == nil {
+		return fmt.Errorf("%s already holds a demo's database: remove it or name another --dir", dir)
+	}
+	cfg, err := writeDemoFiles(dir)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, l := range d.lines {
+		total += int64(len(l))
+	}
+	fmt.Fprintf(d.out, "posthorn demo: replaying %d lines of a real Postfix 3.7 maillog into %s\n\n", len(d.lines), cfg.Maillog.Path)
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan struct{})
+	stored := make(chan struct{}) // closed once the last line is committed
+	var storedOnce sync.Once
+	hooks := daemon{
+		onReady: func() { close(ready) },
+		observe: func(b event.Batch) {
+			d.print(b.Events)
+			if b.Cursor.Offset >= total {
+				storedOnce.Do(func() { close(stored) })
+			}
+		},
+	}
+	served := make(chan error, 1)
+	go func() { served <- serve(sctx, cfg, d.log, hooks) }()
+	// wait returns nil once ch is closed, or why it never will be.
+	wait := func(ch <-chan struct{}, what string) error {
+		select {
+		case <-ch:
+			return nil
+		case err := <-served:
+			if err == nil {
+				err = errors.New("stopped")
+			}
+			return fmt.Errorf("%s: the pipeline ended: %w", what, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	finish := func(err error) error {
+		stop()
+		if serr := <-served; err == nil {
+			err = serr
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			err = nil // interrupted: a normal end of the demo
+		}
+		return err
+	}
+
+	if err := wait(ready, "start"); err != nil {
+		return finish(err)
+	}
+	if err := d.replay(ctx, cfg.Maillog.Path); err != nil {
+		return finish(err)
+	}
+	if err := wait(stored, "store the sample"); err != nil {
+		return finish(err)
+	}
+	d.mu.Lock()
+	n := d.events
+	d.mu.Unlock()
+	fmt.Fprintf(d.out, "\n%d events from %d log lines, stored in %s", n, len(d.lines), cfg.Store.Path)
+	if !kept {
+		fmt.Fprint(d.out, " (removed at exit; --dir keeps it)")
+	}
+	fmt.Fprintln(d.out)
+	if !d.exit {
+		fmt.Fprintln(d.out, "posthorn demo: the whole sample is stored; press Ctrl-C to stop")
+		<-ctx.Done()
+	}
+	return finish(nil)
+}
+
+// writeDemoFiles writes the demo's config file and an empty maillog into
+// dir and returns the loaded config: the same file serve would read.
+func writeDemoFiles(dir string) (*config.Config, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create demo directory: %w", err)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("create demo directory: %w", err)
+	}
+	maillog := filepath.Join(dir, "maillog")
+	if err := os.WriteFile(maillog, nil, 0o640); err != nil {
+		return nil, fmt.Errorf("create demo maillog: %w", err)
+	}
+	text := fmt.Sprintf(`# posthorn demo: serve --config this file follows the demo's maillog.
+hostname = "demo.posthorn.test"
+
+[store]
+path = %q
+
+[maillog]
+path = %q
+start = "begin"
+# The year the bundled sample was written (its stamps carry none).
+year = %d
+
+[ui]
+listen = ""
+`, filepath.Join(dir, "posthorn.db"), maillog, sampleWritten.Year())
+	path := filepath.Join(dir, "posthorn.toml")
+	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
+		return nil, fmt.Errorf("write demo config: %w", err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("demo config: %w", err)
+	}
+	return cfg, nil
+}
+
+// replay appends the sample to the maillog one line at a time, pausing as
+// the time stamps say, as Postfix itself would have written it.
+func (d *demo) replay(ctx context.Context, path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	defer f.Close()
+	var prev time.Time
+	for _, line := range d.lines {
+		if t, ok := lineTime(line); ok {
+			if !prev.IsZero() {
+				if err := d.pace(ctx, min(t.Sub(prev), demoMaxGap)); err != nil {
+					return err
+				}
+			}
+			prev = t
+		}
+		if _, err := f.WriteString(line); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+	}
+	return nil
+}
+
+// lineTime reads the time stamp of a maillog line: traditional syslog
+// ("Nov 27 10:04:24", RFC 3164) or RFC 3339 (rsyslog's high-precision
+// format and Postfix's maillog_file). The year and zone do not matter for
+// the gap between two lines.
+func lineTime(line string) (time.Time, bool) {
+	if len(line) >= len(time.Stamp) {
+		if t, err := time.Parse(time.Stamp, line[:len(time.Stamp)]); err == nil {
+			return t, true
+		}
+	}
+	first, _, _ := strings.Cut(line, " ")
+	t, err := time.Parse(time.RFC3339Nano, first)
+	return t, err == nil
+}
+
+// pacer returns the pause function for a replay speed: gaps divided by
+// speed, or none at all for speed 0.
+func pacer(speed float64) func(context.Context, time.Duration) error {
+	return func(ctx context.Context, gap time.Duration) error {
+		if speed == 0 || gap <= 0 {
+			return ctx.Err()
+		}
+		t := time.NewTimer(time.Duration(float64(gap) / speed))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// print writes one line per event, as it is committed.
+func (d *demo) print(evs []event.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range evs {
+		d.events++
+		detail := e.Reason
+		switch e.Type {
+		case event.Queued:
+			detail = "from <" + e.ReturnPath + ">"
+		case event.Bounced:
+			detail = fmt.Sprintf("class %d (%s): %s", e.Class, e.Class.Word(), e.Reason)
+		}
+		fmt.Fprintf(d.out, "%s  %-9s  %-24s  %-11s  %s\n",
+			e.Time.Format("15:04:05"), e.Type, e.To, e.QueueID, clipText(detail, 60))
+	}
+}
+
+// clipText shortens s to at most n runes for a one-line display.
+func clipText(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
