@@ -63,6 +63,16 @@ func newLevelLogger(c config.Log, level slog.Leveler, w io.Writer) *slog.Logger 
 	if c.Format == config.FormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
+	if toJournal(w) {
+		// The journal stamps every line itself; a second time stamp
+		// only makes the lines longer in journalctl.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
