@@ -1,0 +1,461 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
+)
+
+// InboundOutbox is what the inbound dispatcher needs from the store
+// (sqlite.Store implements it). Each captured message has one pending POST
+// per filter that matched it; the store keeps per POST its message, filter,
+// the recipients that matched (envelope-to), a stable webhook id, state
+// (queued, deferred, succeeded, failed), attempts, next attempt and last
+// result, and keeps the inbound log rows of the POST in the same state.
+type InboundOutbox interface {
+	// DueInbound returns up to limit queued or deferred POSTs whose next
+	// attempt is at or before now, in due order.
+	DueInbound(ctx context.Context, now time.Time, limit int) ([]InboundPost, error)
+	// NextInboundDue returns the earliest next attempt of a pending POST;
+	// ok is false when none is pending.
+	NextInboundDue(ctx context.Context) (at time.Time, ok bool, err error)
+	// InboundMessage returns a captured message; its attachments' Content
+	// read from the store as they are read.
+	InboundMessage(ctx context.Context, id int64) (*event.InboundMessage, error)
+	// RecordInbound stores the outcome of an attempt (or the end of a POST
+	// without one); a POST that ends drops its message's content once no
+	// other POST of the message is pending.
+	RecordInbound(ctx context.Context, a InboundAttempt) error
+}
+
+// InboundPost is a pending POST: one message to one filter. It is an alias
+// of an unnamed struct type so that the store declares the same type
+// without importing this package.
+type InboundPost = struct {
+	ID         int64
+	Message    int64
+	Filter     string
+	Recipients []string // envelope-to: the recipients that matched the filter
+	WebhookID  string
+	Attempts   int
+	Created    time.Time // capture time; the retry period counts from it
+	LastReason string
+}
+
+// InboundAttempt is the outcome of one attempt at a POST, or the end of a
+// POST without an attempt (its retry period ran out, its filter is gone).
+type InboundAttempt = struct {
+	Post      int64
+	At        time.Time
+	Attempted bool   // a request was made: count it
+	State     string // queued, deferred, succeeded or failed
+	Status    int    // HTTP status, 0 without an answer
+	Reason    string // "" on success
+	Response  []byte // the first bytes of the answer, for the detail view
+	Next      time.Time
+}
+
+// InboundOptions configure the inbound dispatcher.
+type InboundOptions struct {
+	Outbox InboundOutbox
+	// Settings returns the current inbound settings; it is called at every
+	// round, so a change applies without a restart.
+	Settings func() settings.Inbound
+	// AllowHTTP is the daemon config's allow_insecure_http.
+	AllowHTTP         bool
+	ServerComposition string
+	// Version is sent in the User-Agent.
+	Version string
+	// Concurrency is how many POSTs of one healthy filter are in flight at
+	// once (default 4).
+	Concurrency int
+	// Page is how many due POSTs a round reads (default 256).
+	Page int
+	// Now is the clock (default time.Now); tests drive Round with their own.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Inbound posts captured messages (WIRE.md §3): one POST per message and
+// matching filter, retried every retry_interval until retry_period after
+// the capture. While a filter's endpoint fails it is probed with one
+// message at a time, at each retry interval, instead of every queued
+// message being tried: a dead endpoint gets one request per interval, and
+// when it is back the queue drains at full speed.
+type Inbound struct {
+	o    InboundOptions
+	log  *slog.Logger
+	wake chan struct{}
+
+	mu      sync.Mutex
+	filters map[string]*filterState // by lower-case name
+	posters map[string]*Poster      // by CA file
+}
+
+// filterState is what the dispatcher remembers of a filter's endpoint.
+type filterState struct {
+	failing    bool      // the last attempt failed temporarily: probe one at a time
+	until      time.Time // no attempt before this
+	lastReason string    // of that failure, for posts that expire untried
+}
+
+// NewInbound checks the options.
+func NewInbound(o InboundOptions) (*Inbound, error) {
+	if o.Outbox == nil || o.Settings == nil {
+		return nil, errors.New("create inbound dispatcher: no outbox or settings")
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Page <= 0 {
+		o.Page = 256
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Inbound{o: o, log: log, wake: make(chan struct{}, 1),
+		filters: map[string]*filterState{}, posters: map[string]*Poster{}}, nil
+}
+
+// Notify tells the dispatcher that a message was captured or the settings
+// changed. It never blocks.
+func (d *Inbound) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run posts until ctx ends, waking when something is due or Notify is
+// called.
+func (d *Inbound) Run(ctx context.Context) error {
+	defer d.closePosters()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next, err := d.Round(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			d.log.Error("inbound round failed", "err", err)
+			next = d.o.Now().Add(5 * time.Second)
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(d.o.Now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+func (d *Inbound) closePosters() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, p := range d.posters {
+		p.Close()
+		delete(d.posters, k)
+	}
+}
+
+// Round makes the attempts due now, filter by filter in parallel, and
+// returns when the next round is due (the zero time: nothing pending).
+func (d *Inbound) Round(ctx context.Context) (time.Time, error) {
+	now := d.o.Now()
+	due, err := d.o.Outbox.DueInbound(ctx, now, d.o.Page)
+	if err != nil {
+		return time.Time{}, err
+	}
+	s := d.o.Settings()
+	var order []string
+	groups := map[string][]InboundPost{}
+	for _, p := range due {
+		k := strings.ToLower(p.Filter)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], p)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(order))
+	progressed := make([]bool, len(order))
+	for i, k := range order {
+		wg.Go(func() { progressed[i], errs[i] = d.filterRound(ctx, s, k, groups[k], now) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return time.Time{}, err
+	}
+	moved := false
+	for _, p := range progressed {
+		moved = moved || p
+	}
+	if len(due) == d.o.Page && moved {
+		return d.o.Now(), nil // a full page: more may be due now
+	}
+	return d.nextRound(ctx, now)
+}
+
+// nextRound is the earliest of the next due POST and the end of a
+// filter's back-off, never before the back-off of the filter that holds
+// the due POSTs.
+func (d *Inbound) nextRound(ctx context.Context, now time.Time) (time.Time, error) {
+	next, ok, err := d.o.Outbox.NextInboundDue(ctx)
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	if next.After(now) {
+		return next, nil
+	}
+	// Something is due but its filter backs off: wake when the first
+	// back-off ends.
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var earliest time.Time
+	for _, st := range d.filters {
+		if st.until.After(now) && (earliest.IsZero() || st.until.Before(earliest)) {
+			earliest = st.until
+		}
+	}
+	if earliest.IsZero() {
+		return now, nil
+	}
+	return earliest, nil
+}
+
+func (d *Inbound) state(key string) *filterState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.filters[key]
+	if st == nil {
+		st = &filterState{}
+		d.filters[key] = st
+	}
+	return st
+}
+
+func (d *Inbound) poster(caFile string) (*Poster, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.posters[caFile]; p != nil {
+		return p, nil
+	}
+	p, err := NewPoster(PosterOptions{Version: d.o.Version, CAFile: caFile, Now: d.o.Now})
+	if err != nil {
+		return nil, err
+	}
+	d.posters[caFile] = p
+	return p, nil
+}
+
+// filterRound handles the due POSTs of one filter; it reports whether any
+// of them changed state.
+func (d *Inbound) filterRound(ctx context.Context, s settings.Inbound, key string, byFilter []InboundPost, now time.Time) (bool, error) {
+	posts := byFilter
+	f, ok := s.Filter(key)
+	if !ok {
+		// The filter was deleted: its messages have nowhere to go.
+		for _, p := range posts {
+			if err := d.end(ctx, p, now, fmt.Sprintf("filter %q no longer exists", p.Filter)); err != nil {
+				return true, err
+			}
+		}
+		return len(posts) > 0, nil
+	}
+	st := d.state(key)
+	d.mu.Lock()
+	until, failing, lastReason := st.until, st.failing, st.lastReason
+	d.mu.Unlock()
+	if until.After(now) || failing {
+		// The endpoint fails. Posts whose retry period is over fail now,
+		// with its last error, rather than each waiting for a probe of
+		// its own.
+		var err error
+		if posts, err = d.expire(ctx, posts, f, now, lastReason); err != nil {
+			return true, err
+		}
+	}
+	moved := len(posts) < len(byFilter)
+	if until.After(now) || len(posts) == 0 {
+		return moved, nil
+	}
+	live := posts
+	poster, err := d.poster(f.CAFile)
+	if err != nil {
+		// An unreadable ca_file is the user's to fix: back off like a
+		// failing endpoint, one probe per interval.
+		d.backoff(st, now, f, Result{Reason: err.Error()})
+		d.log.Warn("inbound filter cannot post", "filter", f.Name, "err", err)
+		return moved, nil
+	}
+	if failing {
+		// Probe with the oldest message alone.
+		res, err := d.attempt(ctx, poster, f, live[0])
+		if err != nil {
+			return true, err
+		}
+		moved = true
+		if res.Outcome == Retry {
+			d.backoff(st, d.o.Now(), f, res)
+			return moved, nil
+		}
+		d.mu.Lock()
+		st.failing = false
+		d.mu.Unlock()
+		live = live[1:]
+	}
+	for len(live) > 0 {
+		n := min(d.o.Concurrency, len(live))
+		results := make([]Result, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { results[i], errs[i] = d.attempt(ctx, poster, f, live[i]) })
+		}
+		wg.Wait()
+		moved = true
+		if err := errors.Join(errs...); err != nil {
+			return moved, err
+		}
+		var failed *Result
+		for i, r := range results {
+			if r.Outcome == Retry && (failed == nil || r.RetryAfter > failed.RetryAfter) {
+				failed = &results[i]
+			}
+		}
+		if failed != nil {
+			d.backoff(st, d.o.Now(), f, *failed)
+			return moved, nil
+		}
+		live = live[n:]
+	}
+	return moved, nil
+}
+
+// expire fails, without an attempt, the posts whose retry period is over,
+// and returns the others.
+func (d *Inbound) expire(ctx context.Context, posts []InboundPost, f settings.InboundFilter, now time.Time, lastReason string) ([]InboundPost, error) {
+	var live []InboundPost
+	for _, p := range posts {
+		if now.Before(p.Created.Add(time.Duration(f.RetryPeriod))) {
+			live = append(live, p)
+			continue
+		}
+		reason := p.LastReason
+		if reason == "" {
+			reason = lastReason
+		}
+		if err := d.end(ctx, p, now, strings.TrimSuffix("retry period over: "+reason, ": ")); err != nil {
+			return live, err
+		}
+	}
+	return live, nil
+}
+
+// backoff marks a filter as failing until its next probe, after the
+// temporary failure res.
+func (d *Inbound) backoff(st *filterState, now time.Time, f settings.InboundFilter, res Result) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st.failing = true
+	st.until = now.Add(max(f.RetryIntervalDuration(), res.RetryAfter))
+	st.lastReason = res.Reason
+}
+
+// end fails a POST without an attempt.
+func (d *Inbound) end(ctx context.Context, p InboundPost, now time.Time, reason string) error {
+	d.log.Warn("inbound post failed", "filter", p.Filter, "webhook_id", p.WebhookID, "reason", reason)
+	return d.o.Outbox.RecordInbound(context.WithoutCancel(ctx), InboundAttempt{
+		Post: p.ID, At: now, State: string(event.InboundFailed), Reason: reason,
+	})
+}
+
+// attempt makes one POST and records its outcome. Its error is the
+// store's: the outcome of the request itself is in the Result.
+func (d *Inbound) attempt(ctx context.Context, poster *Poster, f settings.InboundFilter, p InboundPost) (Result, error) {
+	var res Result
+	m, err := d.o.Outbox.InboundMessage(ctx, p.Message)
+	var ct string
+	var body []byte
+	if err == nil {
+		ct, body, err = EncodeInbound(m, f, p.Recipients, d.o.ServerComposition, p.WebhookID)
+	}
+	switch {
+	case err != nil:
+		// The stored message cannot be read: retry within the period,
+		// which a store problem may outlast.
+		res = Result{Outcome: Retry, Kind: KindConfig, Reason: "read message: " + err.Error(), Started: d.o.Now()}
+	case !d.o.AllowHTTP && !strings.HasPrefix(strings.ToLower(f.Endpoint), "https://"):
+		res = Result{Outcome: Retry, Kind: KindConfig, Reason: "endpoint is not https:// and allow_insecure_http is off", Started: d.o.Now()}
+	default:
+		req := Request{
+			URL: f.Endpoint, ID: p.WebhookID, Attempt: p.Attempts + 1, ContentType: ct, Body: body,
+			Timeout: f.TimeoutDuration(), SigningSecret: string(f.SigningSecret),
+		}
+		if f.APIKeyBearer {
+			req.Bearer = string(f.APIKey)
+		} else if f.BasicUser != "" {
+			req.BasicUser, req.BasicPassword = f.BasicUser, string(f.BasicPassword)
+		}
+		res = poster.Post(ctx, req)
+	}
+	at := d.o.Now()
+	a := InboundAttempt{Post: p.ID, At: at, Attempted: true, Status: res.Status, Response: res.Response}
+	a.State, a.Next, a.Reason = decideInbound(res, at, p.Created, f)
+	if res.Kind == KindCanceled {
+		// The daemon is stopping: the POST is due again at start.
+		a.State, a.Next = string(event.InboundDeferred), at
+	}
+	log := d.log.With("filter", f.Name, "webhook_id", p.WebhookID, "attempt", p.Attempts+1)
+	switch a.State {
+	case string(event.InboundSucceeded):
+		log.Debug("inbound post succeeded", "status", res.Status, "took", res.Took)
+	case string(event.InboundDeferred):
+		log.Info("inbound post deferred", "reason", res.Reason, "next", a.Next)
+	default:
+		log.Warn("inbound post failed", "reason", a.Reason)
+	}
+	if err := d.o.Outbox.RecordInbound(context.WithoutCancel(ctx), a); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// decideInbound turns an attempt's result into the POST's new state: a
+// 2xx succeeds; a permanent failure fails; a temporary one is tried again
+// after the retry interval (or the receiver's longer Retry-After), with one
+// last attempt when the retry period ends, and fails after that.
+func decideInbound(res Result, at, created time.Time, f settings.InboundFilter) (state string, next time.Time, reason string) {
+	switch res.Outcome {
+	case Success:
+		return string(event.InboundSucceeded), time.Time{}, ""
+	case Retry:
+		deadline := created.Add(time.Duration(f.RetryPeriod))
+		if !at.Before(deadline) {
+			return string(event.InboundFailed), time.Time{}, "retry period over: " + res.Reason
+		}
+		next := at.Add(max(f.RetryIntervalDuration(), res.RetryAfter))
+		if next.After(deadline) {
+			next = deadline
+		}
+		return string(event.InboundDeferred), next, res.Reason
+	}
+	return string(event.InboundFailed), time.Time{}, res.Reason
+}
