@@ -1,0 +1,478 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/sqlite"
+)
+
+// chromiumPath is where Debian's chromium package puts the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// screenshotDir collects a picture of every screen the browser test
+// visits (gitignored; CI can keep it as an artifact).
+var screenshotDir = filepath.Join("..", "test-output", "ui")
+
+// console is a running `posthorn serve` with its web console.
+type console struct {
+	url string
+	db  string
+}
+
+// freePort asks the kernel for a free loopback port. Another process could
+// take it before serve does; then serve fails to start and the test says
+// so.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var consoleURL = regexp.MustCompile(`msg="web console listening" url=(\S+)`)
+
+// startConsole seeds a store with events, adds a user with the real
+// `posthorn user add`, starts `posthorn serve` and waits for its log to
+// say where the console listens.
+func startConsole(t *testing.T, evs []event.Event) *console {
+	t.Helper()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "posthorn.db")
+	maillog := filepath.Join(dir, "mail.log")
+	if err := os.WriteFile(maillog, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "posthorn.toml")
+	text := fmt.Sprintf(`hostname = "mx1.e2e.example"
+[store]
+path = %q
+[maillog]
+path = %q
+[ui]
+listen = "127.0.0.1:%d"
+timezone = "Asia/Tokyo"
+`, db, maillog, freePort(t))
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := sqlite.Open(db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Commit(context.Background(), event.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+
+	pw := filepath.Join(dir, "password")
+	if err := os.WriteFile(pw, []byte("e2e console password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(posthorn, "user", "add", "admin", "--password-file", pw, "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("posthorn user add: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(posthorn, "serve", "--config", cfg)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "serve.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			fmt.Fprintln(logFile, sc.Text())
+			if m := consoleURL.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+		close(found)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("serve log:\n%s", b)
+		}
+	})
+	select {
+	case u, ok := <-found:
+		if !ok {
+			t.Fatal("serve exited before the console listened")
+		}
+		return &console{url: strings.TrimSuffix(u, "/"), db: db}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the console did not start within 30 s")
+	}
+	return nil
+}
+
+// consoleEvents makes n events a minute apart, the newest a minute ago,
+// cycling through the statuses; the third newest has a reason that would
+// run as script if it were not escaped.
+func consoleEvents(n int, now time.Time) []event.Event {
+	types := []event.Type{event.Queued, event.Succeeded, event.Deferred, event.Failed, event.Bounced}
+	out := make([]event.Event, n)
+	for i := range out {
+		sum := sha256.Sum256([]byte(fmt.Sprint("browser event ", i)))
+		e := event.Event{
+			ID:         hex.EncodeToString(sum[:16]),
+			Type:       types[i%len(types)],
+			Time:       now.Add(-time.Duration(n-i) * time.Minute).Truncate(time.Second),
+			Host:       "mx1.e2e.example",
+			QueueID:    fmt.Sprintf("4bX%07d", i),
+			MessageID:  fmt.Sprintf("<m%d@app.example.com>", i),
+			ReturnPath: "bounces@app.example.com",
+			To:         fmt.Sprintf("user%03d@example.org", i),
+			Relay:      "mx.example.org[192.0.2.25]:25",
+			DSN:        "2.0.0",
+			Reason:     "250 2.0.0 OK",
+		}
+		if e.Type == event.Bounced || e.Type == event.Failed {
+			e.DSN, e.Reason = "5.1.1", "550 5.1.1 <"+e.To+">: user unknown"
+			if e.Type == event.Bounced {
+				e.Class = event.ClassUnknownUser
+			}
+		}
+		if i == n-3 {
+			e.Reason = `550 <script>document.title="pwned"</script>`
+		}
+		out[i] = e
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestConsoleBrowser drives the web console in headless Chromium as a user
+// would: log in, get an out-of-range interval refused next to its field,
+// save valid settings, search the event log, page through it, open a
+// detail dialog, download the CSV, switch to Japanese, log out. A
+// screenshot of every screen goes to test-output/ui.
+func TestConsoleBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("%s not found: install the Debian package chromium (.ci/setup does)", chromiumPath)
+	}
+	now := time.Now()
+	const total = 150
+	evs := consoleEvents(total, now)
+	c := startConsole(t, evs)
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	defer cancelAlloc()
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	defer cancelCtx()
+	// The first Run starts the browser and must not carry the timeout
+	// (chromedp.Run's documentation); the steps after it do.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	start := time.Now()
+	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		t.Logf("%6.2fs %s", time.Since(start).Seconds(), step)
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.TextContent(css(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	count := func(sel string) int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	shot := func(name string) {
+		t.Helper()
+		t.Logf("%6.2fs screenshot %s", time.Since(start).Seconds(), name)
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Login.
+	do("open the console",
+		chromedp.Navigate(c.url+"/events"),
+		chromedp.WaitVisible(css(`[data-testid="login-submit"]`)),
+	)
+	shot("01-login")
+	do("log in with a wrong password",
+		chromedp.SendKeys(css("#user"), "admin"),
+		chromedp.SendKeys(css("#password"), "not the password"),
+		chromedp.Click(css(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(css(`[data-testid="login-error"]`)),
+	)
+	shot("02-login-error")
+	do("log in",
+		chromedp.SetValue(css("#user"), "admin"),
+		chromedp.SendKeys(css("#password"), "e2e console password"),
+		chromedp.Click(css(`[data-testid="login-submit"]`)),
+		// Back on the page asked for first.
+		chromedp.WaitVisible(css(`[data-testid="search"]`)),
+	)
+
+	// Dashboard.
+	do("dashboard", chromedp.Navigate(c.url+"/"), chromedp.WaitVisible(css(`[data-testid="counts"]`)))
+	if got := text(`[data-testid="count-total"]`); got != fmt.Sprint(total) {
+		t.Errorf("dashboard total over 24 h: %s, want %d", got, total)
+	}
+	shot("03-dashboard")
+
+	// Event Webhook settings: an interval out of range is refused with
+	// the message next to the field.
+	do("settings",
+		chromedp.Navigate(c.url+"/settings/event-webhook"),
+		chromedp.WaitVisible(css(`[data-testid="webhook-form"]`)),
+	)
+	shot("04-settings")
+	do("enter an out-of-range interval",
+		chromedp.SetValue(css("#endpoint"), "https://127.0.0.1:9/hooks/posthorn"),
+		chromedp.Click(css(`input[name="deliveries"]`)),
+		chromedp.Click(css(`[data-testid="advanced"] summary`)),
+		chromedp.SetValue(css("#interval"), "601"),
+		chromedp.Click(css(`[data-testid="save"]`)),
+		chromedp.WaitVisible(css(`[data-testid="interval-error"]`)),
+	)
+	if got := text(`[data-testid="interval-error"]`); !strings.Contains(got, "between 1 and 600") {
+		t.Errorf("interval error %q", got)
+	}
+	// The message is the next thing after the field's help, in its box.
+	parent, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("interval-error").parentElement.querySelector("input").id`))
+	if err != nil || parent != "interval" {
+		t.Errorf("the interval error is not next to the interval field (%q, %v)", parent, err)
+	}
+	shot("05-settings-error")
+	do("save valid settings",
+		chromedp.SetValue(css("#interval"), "5"),
+		chromedp.SetValue(css("#basic_user"), "hook"),
+		chromedp.SendKeys(css("#basic_password"), "hook password"),
+		chromedp.SendKeys(css("#basic_password_confirm"), "hook password"),
+		chromedp.Click(css(`[data-testid="save"]`)),
+		chromedp.WaitVisible(css(`[data-testid="saved"]`)),
+	)
+	if got := text(`[data-testid="basic_password-state"]`); got != "set" {
+		t.Errorf("Basic password state %q, want set", got)
+	}
+	if n := count(`input[type="password"][value]`); n != 0 {
+		t.Errorf("%d password fields carry a value", n)
+	}
+	shot("06-settings-saved")
+	store, err := sqlite.Open(c.db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, ok, err := store.EventWebhookSettings(context.Background())
+	store.Close()
+	if err != nil || !ok || saved.Interval != 5 || saved.Endpoint != "https://127.0.0.1:9/hooks/posthorn" ||
+		!saved.Deliveries || saved.BasicPassword != "hook password" {
+		t.Errorf("stored settings after the save: %v %v %s", ok, err, saved)
+	}
+
+	// Event log: a period in the console's zone and two statuses; more
+	// than 100 results, so the notice shows and the pager has 10 pages.
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	from := now.Add(-3 * time.Hour).In(tokyo).Format("2006-01-02T15:04")
+	do("search the event log",
+		chromedp.Navigate(c.url+"/events"),
+		chromedp.WaitVisible(css(`[data-testid="search"]`)),
+		chromedp.SetValue(css("#from"), from),
+		chromedp.Click(css(`[data-testid="search-submit"]`)),
+		chromedp.WaitVisible(css(`[data-testid="more-notice"]`)),
+	)
+	if n := count(`[data-testid="event-row"]`); n != 10 {
+		t.Errorf("%d rows on the first page, want 10", n)
+	}
+	if got := text(`[data-testid="event-row"] td.addr`); got != fmt.Sprintf("user%03d@example.org", total-1) {
+		t.Errorf("newest row %q", got)
+	}
+	if n := count(`[data-testid="pager"] a[data-testid^="page-"]`); n != 9 {
+		t.Errorf("pager has %d other pages, want 9", n)
+	}
+	// The reason with a script tag shows as text, and did not run.
+	if title, _ := chromedp.Run(ctx, chromedp.Title()); title == "pwned" {
+		t.Error("a reason ran as script")
+	}
+	shot("07-events")
+
+	// Page through with htmx: the results change, the page does not
+	// reload, and the URL follows.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true`)); err != nil {
+		t.Fatal(err)
+	}
+	do("page 2",
+		chromedp.Click(css(`[data-testid="page-2"]`)),
+		chromedp.WaitVisible(css(`[data-testid="page-current"][data-page="2"]`)),
+	)
+	if got := text(`[data-testid="event-row"] td.addr`); got != fmt.Sprintf("user%03d@example.org", total-11) {
+		t.Errorf("first row of page 2 %q", got)
+	}
+	stayed, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded === true`))
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if !stayed || !strings.Contains(loc, "page=2") {
+		t.Errorf("paging reloaded the page (%v) or the URL %q lacks page=2", !stayed, loc)
+	}
+	shot("08-events-page2")
+	do("last page",
+		chromedp.Click(css(`[data-testid="page-10"]`)),
+		chromedp.WaitVisible(css(`[data-testid="page-current"][data-page="10"]`)),
+	)
+	if got := text(`[data-testid="event-row"] td.addr`); got != fmt.Sprintf("user%03d@example.org", total-91) {
+		t.Errorf("first row of page 10 %q", got)
+	}
+
+	// Detail dialog: opened as a modal over the list.
+	want := text(`[data-testid="event-row"] td.addr`)
+	do("open a detail dialog",
+		chromedp.Click(css(`[data-testid="detail-link"]`)),
+		chromedp.WaitVisible(css(`dialog[open] [data-testid="detail-to"]`)),
+	)
+	if got := text(`[data-testid="detail-to"]`); got != want {
+		t.Errorf("dialog shows %q, want %q", got, want)
+	}
+	modal, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("dialog").matches(":modal")`))
+	if !modal {
+		t.Error("the detail dialog is not modal")
+	}
+	shot("09-detail")
+	do("close the dialog",
+		chromedp.Click(css(`[data-testid="detail-close"]`)),
+		chromedp.WaitNotVisible(css(`dialog [data-testid="detail-to"]`)),
+	)
+
+	// CSV: every matching row, not only the 100 shown.
+	dlDir := t.TempDir()
+	progress := chromedp.Events(ctx, browser.DownloadProgress)
+	do("download the CSV",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior:      browser.SetDownloadBehaviorBehaviorAllowAndName,
+				DownloadPath:  dlDir,
+				EventsEnabled: ptr(true),
+			})
+			return err
+		}),
+		chromedp.Click(css(`[data-testid="csv"]`)),
+	)
+	var csvPath string
+	for ev, err := range progress {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.State == browser.DownloadProgressStateCanceled {
+			t.Fatal("the download was cancelled")
+		}
+		if ev.State == browser.DownloadProgressStateCompleted {
+			csvPath = filepath.Join(dlDir, ev.GUID)
+			break
+		}
+	}
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 1+total || records[0][0] != "received" || records[1][5] != "user000@example.org" {
+		t.Errorf("CSV: %d rows (want %d), header %q, first %q", len(records)-1, total, records[0], records[1])
+	}
+	if !strings.HasSuffix(records[1][0], "+09:00") {
+		t.Errorf("CSV time %q is not in the console's zone", records[1][0])
+	}
+
+	// Japanese, from the switch.
+	do("switch to Japanese",
+		chromedp.Click(css(`[data-testid="lang-ja"]`)),
+		chromedp.WaitVisible(css(`html[lang="ja"] [data-testid="search"]`)),
+	)
+	shot("10-events-ja")
+	do("Japanese settings", chromedp.Navigate(c.url+"/settings/event-webhook"), chromedp.WaitVisible(css(`[data-testid="webhook-form"]`)))
+	shot("11-settings-ja")
+
+	// Logout ends the session.
+	do("log out",
+		chromedp.Click(css(`[data-testid="logout"]`)),
+		chromedp.WaitVisible(css(`[data-testid="login-submit"]`)),
+		chromedp.Navigate(c.url+"/events"),
+		chromedp.WaitVisible(css(`[data-testid="login-submit"]`)),
+	)
+	resp, err := http.Get(c.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok\n" {
+		t.Errorf("healthz: %q", body)
+	}
+}
