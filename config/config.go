@@ -73,6 +73,13 @@ type Config struct {
 	// Delivery of the Event Webhook. Its settings (endpoint, event
 	// types, format) are kept in the database: "posthorn settings import".
 	Webhook Webhook `toml:"webhook"`
+
+	// The mail filter (milter) Postfix consults: the inbound role captures
+	// mail for the Inbound Webhook, the outbound role records header From,
+	// Subject and the metadata header for the Event Webhook. Its settings
+	// (allowed domains, filters) are kept in the database: "posthorn
+	// settings import". "posthorn postfix-config" prints the Postfix side.
+	Milter Milter `toml:"milter"`
 }
 
 // Store is the [store] table.
@@ -210,6 +217,67 @@ type Webhook struct {
 	MaxPending int `toml:"max_pending"`
 }
 
+// Milter is the [milter] table.
+type Milter struct {
+	// Where the inbound role listens, for the smtpd that receives mail
+	// (port 25): "inet:HOST:PORT" such as "inet:127.0.0.1:10030", or
+	// "unix:PATH" with an absolute path. Empty turns the role off.
+	Inbound string `toml:"inbound"`
+
+	// Where the outbound role listens, for the smtpd that relays
+	// submitted mail (submission): "inet:HOST:PORT" or "unix:PATH". Empty
+	// turns the role off.
+	Outbound string `toml:"outbound"`
+
+	// Permissions of unix sockets, in octal. Postfix's smtpd connects as
+	// user postfix: the socket must be writable for it.
+	SocketMode string `toml:"socket_mode"`
+
+	// Group of unix sockets, e.g. "postfix". Empty keeps posthorn's own
+	// group.
+	SocketGroup string `toml:"socket_group"`
+
+	// What the inbound role does with a recipient whose domain is not an
+	// allowed inbound domain: "reject" refuses it at RCPT with 550 5.7.1;
+	// "pass" lets Postfix handle it as if posthorn were not there, for a
+	// server that also receives other mail.
+	UnknownDomain string `toml:"unknown_domain"`
+
+	// What Postfix does with a captured message: "discard" drops it (the
+	// webhook is its destination), "deliver" delivers it as usual as well.
+	AfterCapture string `toml:"after_capture"`
+
+	// The largest message captured, in bytes, header and body; a larger one
+	// is refused with 552 5.3.4. Keep it at least as large as Postfix's
+	// message_size_limit. From 65536 to 1073741824.
+	MaxMessageSize int `toml:"max_message_size"`
+
+	// The header whose value the outbound role records as apiData.
+	MetadataHeader string `toml:"metadata_header"`
+
+	// How long parsing and storing one captured message may take before
+	// Postfix is told to try again later (451 4.3.0). From 5s to 4m, below
+	// Postfix's milter_content_timeout.
+	CaptureTimeout Duration `toml:"capture_timeout"`
+
+	// On shutdown, how long open SMTP transactions may take to finish
+	// before their milter connections are closed (Postfix then answers
+	// with a temporary failure). From 1s to 10m.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// Directory for large messages and attachments while they are
+	// captured, as an absolute path. Empty means the system's temporary
+	// directory.
+	TempDir string `toml:"temp_dir"`
+
+	// How long the outbound role's records are kept. From 1h to 30d.
+	ObservationTTL Duration `toml:"observation_ttl"`
+
+	// How many messages of one inbound filter are posted at once while its
+	// endpoint answers. From 1 to 64.
+	PostConcurrency int `toml:"post_concurrency"`
+}
+
 // TLS reports whether the console is served over HTTPS.
 func (u *UI) TLS() bool { return u.TLSCert != "" && u.TLSKey != "" }
 
@@ -235,6 +303,17 @@ func defaults() Config {
 			SessionLifetime: Duration(12 * time.Hour),
 		},
 		Webhook: Webhook{MaxPending: 1000000},
+		Milter: Milter{
+			SocketMode:      "0660",
+			UnknownDomain:   "reject",
+			AfterCapture:    "discard",
+			MaxMessageSize:  64 << 20,
+			MetadataHeader:  "X-Api-Data",
+			CaptureTimeout:  Duration(time.Minute),
+			ShutdownTimeout: Duration(30 * time.Second),
+			ObservationTTL:  Duration(7 * 24 * time.Hour),
+			PostConcurrency: 4,
+		},
 	}
 }
 

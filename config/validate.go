@@ -75,6 +75,7 @@ func (v *validator) check(c *Config) {
 
 	v.ui(&c.UI)
 	inRange(v, "webhook.max_pending", c.Webhook.MaxPending, 1000, 100000000)
+	v.milter(&c.Milter)
 }
 
 // ui checks the [ui] table.
@@ -176,5 +177,62 @@ func (v *validator) oneOf(key, got string, allowed ...string) {
 func inRange[T Duration | int](v *validator, key string, got, lo, hi T) {
 	if got < lo || got > hi {
 		v.errorf(key, "must be from %v to %v, got %v", lo, hi, got)
+	}
+}
+
+// milter checks the [milter] table.
+func (v *validator) milter(m *Milter) {
+	v.milterAddress("milter.inbound", m.Inbound)
+	v.milterAddress("milter.outbound", m.Outbound)
+	if m.Inbound != "" && m.Inbound == m.Outbound {
+		v.errorf("milter.outbound", "must differ from milter.inbound: each role needs its own listener")
+	}
+	if n, err := strconv.ParseUint(m.SocketMode, 8, 32); err != nil || n > 0o777 {
+		v.errorf("milter.socket_mode", `must be octal permissions such as "0660", got %q`, m.SocketMode)
+	}
+	if strings.ContainsFunc(m.SocketGroup, func(r rune) bool { return unicode.IsSpace(r) || r == ':' }) {
+		v.errorf("milter.socket_group", "must be a group name or number, got %q", m.SocketGroup)
+	}
+	v.oneOf("milter.unknown_domain", m.UnknownDomain, "reject", "pass")
+	v.oneOf("milter.after_capture", m.AfterCapture, "discard", "deliver")
+	inRange(v, "milter.max_message_size", m.MaxMessageSize, 64<<10, 1<<30)
+	// RFC 5322 §2.2: a field name is printable ASCII without the colon.
+	if m.MetadataHeader == "" || strings.ContainsFunc(m.MetadataHeader, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) {
+		v.errorf("milter.metadata_header", "must be a header name (printable ASCII without spaces or colons), got %q", m.MetadataHeader)
+	}
+	inRange(v, "milter.capture_timeout", m.CaptureTimeout, Duration(5*time.Second), Duration(4*time.Minute))
+	inRange(v, "milter.shutdown_timeout", m.ShutdownTimeout, Duration(time.Second), Duration(10*time.Minute))
+	if m.TempDir != "" {
+		v.absolute("milter.temp_dir", m.TempDir)
+	}
+	inRange(v, "milter.observation_ttl", m.ObservationTTL, Duration(time.Hour), Duration(30*day))
+	inRange(v, "milter.post_concurrency", m.PostConcurrency, 1, 64)
+}
+
+// milterAddress checks a listener in Postfix's notation (MILTER_README):
+// "inet:HOST:PORT" or "unix:/absolute/path".
+func (v *validator) milterAddress(key, addr string) {
+	if addr == "" {
+		return
+	}
+	kind, rest, _ := strings.Cut(addr, ":")
+	switch kind {
+	case "inet":
+		host, port, err := net.SplitHostPort(rest)
+		n, perr := strconv.Atoi(port)
+		switch {
+		case strings.Contains(rest, "@"):
+			v.errorf(key, `Postfix writes inet:HOST:PORT, not Sendmail's inet:PORT@HOST; got %q`, addr)
+		case err != nil || host == "":
+			v.errorf(key, `want "inet:HOST:PORT" such as "inet:127.0.0.1:10030", got %q`, addr)
+		case perr != nil || n < 1 || n > 65535:
+			v.errorf(key, "port must be a number from 1 to 65535, got %q", port)
+		}
+	case "unix":
+		if !filepath.IsAbs(rest) {
+			v.errorf(key, `want "unix:" and an absolute socket path, got %q`, addr)
+		}
+	default:
+		v.errorf(key, `want "inet:HOST:PORT" or "unix:/PATH", got %q`, addr)
 	}
 }
