@@ -193,7 +193,15 @@ func newTailer(ctx context.Context, cfg *config.Config, store *sqlite.Store, log
 		if fi, serr := os.Stat(m.Path); serr == nil {
 			ref = fi.ModTime()
 		}
-		src, err = logtail.NewFileSource(m.Path, cur, logtail.FileOptions{Start: logtail.Start(m.Start), Logger: log})
+		var fsrc *logtail.FileSource
+		fsrc, err = logtail.NewFileSource(m.Path, cur, logtail.FileOptions{Start: logtail.Start(m.Start), Logger: log})
+		if err == nil && !ok {
+			// Store where the very first run starts ("end": the current
+			// size), so that a crash before the first batch does not move
+			// the start to a later end and skip the lines in between.
+			err = store.Commit(ctx, event.Batch{Cursor: fsrc.Cursor()})
+		}
+		src = fsrc
 	}
 	if err != nil {
 		return nil, err
