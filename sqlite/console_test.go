@@ -329,6 +329,10 @@ func TestConsolePlans(t *testing.T) {
 		plan{"count", "SELECT count(*) FROM events WHERE type = ? AND time >= ?", []any{"failed", 1}, "COVERING INDEX events_type_time"},
 		plan{"failures", "SELECT count(*) FROM login_failures WHERE key = ? AND at >= ?", []any{"k", 1}, "login_failures_key"},
 		plan{"session", "SELECT user_name, created_at, seen_at FROM sessions WHERE id = ?", []any{"x"}, "sqlite_autoindex_sessions_1"},
+		plan{"inbound recent", "SELECT " + inboundColumns + " FROM inbound_log WHERE 1 AND received >= ? AND received < ? ORDER BY received DESC, id DESC LIMIT 101",
+			[]any{1, 2}, "inbound_log_received"},
+		plan{"inbound recent status", "SELECT " + inboundColumns + " FROM inbound_log WHERE 1 AND status = ? AND received >= ? ORDER BY received DESC, id DESC LIMIT 101",
+			[]any{"denied", 1}, "inbound_log_status"},
 	)
 	for _, p := range plans {
 		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+p.sql, p.args...)
