@@ -142,6 +142,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer stopConsole()
+	stopInbound, err := startInbound(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer stopInbound()
 	// The store is migrated and the log source open (listeners, once
 	// serve has any, are opened above this line): tell systemd.
 	d.ready(log, "following the maillog into "+store.Path())

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"reflect"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/config"
+	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/milter"
+	"github.com/posthorn/posthorn/settings"
+	"github.com/posthorn/posthorn/sqlite"
+)
+
+// The store is the milter's spool and the inbound dispatcher's outbox.
+var (
+	_ milter.Spool             = (*sqlite.Store)(nil)
+	_ dispatcher.InboundOutbox = (*sqlite.Store)(nil)
+)
+
+// inboundSvc runs the Inbound Webhook inside serve: the milter's two roles
+// (when configured), the dispatcher that posts captured mail, a settings
+// poller and the pruning of old observations.
+type inboundSvc struct {
+	srv       *milter.Server // nil when no role is configured
+	listeners []net.Listener
+	d         *dispatcher.Inbound
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	shutdown  time.Duration
+	log       *slog.Logger
+}
+
+// notifyingSpool wakes the dispatcher after each capture.
+type notifyingSpool struct {
+	*sqlite.Store
+	d *dispatcher.Inbound
+}
+
+func (n notifyingSpool) Capture(ctx context.Context, m *event.InboundMessage) error {
+	err := n.Store.Capture(ctx, m)
+	if err == nil {
+		n.d.Notify()
+	}
+	return err
+}
+
+// startInbound starts the Inbound Webhook. The milter listeners are open
+// when it returns, so that Postfix can connect as soon as serve reports
+// ready; stop shuts everything down gracefully.
+func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (stop func(), err error) {
+	log = log.With("component", "inbound webhook")
+	mc := cfg.Milter
+	cur, saved, err := store.InboundSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := milter.NewPolicy(cur, milter.UnknownDomain(mc.UnknownDomain))
+	if err != nil {
+		// Saved settings were validated; a newer rule can refuse old ones.
+		return nil, fmt.Errorf("inbound settings: %w", err)
+	}
+	describeInbound(log, cur, saved, "inbound settings")
+
+	var mu sync.Mutex
+	get := func() settings.Inbound {
+		mu.Lock()
+		defer mu.Unlock()
+		return cur
+	}
+	s := &inboundSvc{shutdown: time.Duration(mc.ShutdownTimeout), log: log}
+	s.d, err = dispatcher.NewInbound(dispatcher.InboundOptions{
+		Outbox:            store,
+		Settings:          get,
+		AllowHTTP:         cfg.AllowInsecureHTTP,
+		ServerComposition: cfg.ServerComposition,
+		Version:           version,
+		Concurrency:       mc.PostConcurrency,
+		Logger:            log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if mc.Inbound != "" || mc.Outbound != "" {
+		s.srv, err = milter.NewServer(milter.Options{
+			Host:           cfg.Hostname,
+			Policy:         policy,
+			Spool:          notifyingSpool{store, s.d},
+			AfterCapture:   milter.AfterCapture(mc.AfterCapture),
+			MaxMessageSize: int64(mc.MaxMessageSize),
+			MetadataHeader: mc.MetadataHeader,
+			TempDir:        mc.TempDir,
+			CaptureTimeout: time.Duration(mc.CaptureTimeout),
+			Log:            log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := s.listen(mc); err != nil {
+			return nil, err
+		}
+	}
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Go(func() {
+		if err := s.d.Run(rctx); err != nil {
+			log.Error("inbound dispatcher stopped", "err", err)
+		}
+	})
+	s.wg.Go(func() {
+		t := time.NewTicker(settingsPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+			next, ok, err := store.InboundSettings(rctx)
+			if err != nil {
+				if rctx.Err() == nil {
+					log.Warn("read inbound settings", "err", err)
+				}
+				continue
+			}
+			mu.Lock()
+			changed := !reflect.DeepEqual(next, cur)
+			mu.Unlock()
+			if !changed {
+				continue
+			}
+			p, err := milter.NewPolicy(next, milter.UnknownDomain(mc.UnknownDomain))
+			if err != nil {
+				log.Error("inbound settings changed but are not valid: keeping the previous ones", "err", err)
+				continue
+			}
+			mu.Lock()
+			cur = next
+			mu.Unlock()
+			if s.srv != nil {
+				s.srv.SetPolicy(p)
+			}
+			describeInbound(log, next, ok, "inbound settings changed")
+			s.d.Notify()
+		}
+	})
+	s.wg.Go(func() {
+		// Observations are only useful until the Event Webhook has read
+		// the message's lines; a day's worth of pruning at a time keeps
+		// each write short.
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := store.PruneObservations(rctx, time.Now().Add(-time.Duration(mc.ObservationTTL)), 10000); err != nil {
+				if rctx.Err() == nil {
+					log.Warn("prune observations", "err", err)
+				}
+			} else if n > 0 {
+				log.Debug("pruned observations", "rows", n)
+			}
+			select {
+			case <-rctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return s.stop, nil
+}
+
+// listen opens the configured roles' listeners and serves them.
+func (s *inboundSvc) listen(mc config.Milter) error {
+	mode, err := strconv.ParseUint(mc.SocketMode, 8, 32)
+	if err != nil {
+		return fmt.Errorf("milter.socket_mode: %w", err) // validated by config.Load
+	}
+	so := milter.SocketOptions{Mode: fs.FileMode(mode), Group: mc.SocketGroup}
+	for _, role := range []struct {
+		name, addr string
+		serve      func(net.Listener) error
+	}{
+		{"inbound", mc.Inbound, s.srv.ServeInbound},
+		{"outbound", mc.Outbound, s.srv.ServeOutbound},
+	} {
+		if role.addr == "" {
+			continue
+		}
+		a, err := milter.ParseAddress(role.addr)
+		if err == nil {
+			var ln net.Listener
+			if ln, err = milter.Listen(a, so); err == nil {
+				s.listeners = append(s.listeners, ln)
+				s.log.Info("milter listening", "role", role.name, "address", a.String())
+				s.wg.Go(func() {
+					if err := role.serve(ln); err != nil {
+						s.log.Error("milter stopped serving", "role", role.name, "err", err)
+					}
+				})
+				continue
+			}
+		}
+		for _, ln := range s.listeners {
+			ln.Close()
+		}
+		return fmt.Errorf("milter.%s: %w", role.name, err)
+	}
+	return nil
+}
+
+// stop ends the milter gracefully (open transactions finish, within
+// shutdown_timeout), then the dispatcher and the helpers.
+func (s *inboundSvc) stop() {
+	if s.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+		if err := s.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("milter shutdown", "err", err)
+		}
+		cancel()
+	}
+	s.cancel()
+	s.wg.Wait()
+}
+
+func describeInbound(log *slog.Logger, s settings.Inbound, saved bool, msg string) {
+	if !saved {
+		log.Info(msg, "settings", "none saved: no inbound domain is allowed (posthorn settings import FILE)")
+		return
+	}
+	log.Info(msg, "settings", s)
+}
