@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -108,12 +109,14 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	}
 	e := &env{t: t, store: store, settings: store, clock: &clock{t: testNow}}
 	e.opts = Options{
-		Store:          store,
-		Settings:       e.settings,
-		Location:       testZone,
-		Hostname:       "mx1.example.net",
-		PasswordParams: &cheap,
-		Now:            e.clock.Now,
+		Store:           store,
+		Settings:        e.settings,
+		Inbound:         store,
+		InboundSettings: inboundStore{store},
+		Location:        testZone,
+		Hostname:        "mx1.example.net",
+		PasswordParams:  &cheap,
+		Now:             e.clock.Now,
 	}
 	if mod != nil {
 		mod(&e.opts)
@@ -276,4 +279,16 @@ func (e *env) commit(evs []event.Event) {
 	if err := e.store.Commit(context.Background(), event.Batch{Events: evs}); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// inboundStore saves inbound settings as the daemon does without
+// allow_insecure_http.
+type inboundStore struct{ s *sqlite.Store }
+
+func (i inboundStore) InboundSettings(ctx context.Context) (settings.Inbound, bool, error) {
+	return i.s.InboundSettings(ctx)
+}
+
+func (i inboundStore) SaveInboundSettings(ctx context.Context, in settings.Inbound) error {
+	return i.s.SaveInboundSettings(ctx, in, false)
 }

@@ -1,12 +1,13 @@
 // Package ui is Posthorn's web console: the Event log with its CSV download,
-// the Event Webhook settings and a dashboard, for users stored in the
-// database (ARCHITECTURE.md, "Layout"; WIRE.md §4–5). Pages are templ
+// the Event Webhook settings, the inbound log and the Inbound Webhook
+// settings, and a dashboard, for users stored in the database (ARCHITECTURE.md, "Layout"; WIRE.md §4–5). Pages are templ
 // components rendered on the server; every page works without JavaScript,
 // and the vendored htmx only makes searching, paging and the detail dialog
 // avoid full page loads.
 //
 // The package declares the store methods it needs (Accounts, EventLog,
-// WebhookSettings); cmd/posthorn passes a *sqlite.Store.
+// WebhookSettings, InboundLog, InboundSettings); cmd/posthorn passes a
+// *sqlite.Store.
 package ui
 
 import (
@@ -77,6 +78,14 @@ type Options struct {
 	// SendTestEvent, when set, adds a "send test event" button: it posts
 	// a sample batch with the given settings and returns the answer.
 	SendTestEvent func(ctx context.Context, s settings.EventWebhook) (TestResult, error)
+	// Inbound, when set, enables the inbound log screen.
+	Inbound InboundLog
+	// InboundSettings, when set, enables the Inbound Webhook settings
+	// screen (allowed domains, filters).
+	InboundSettings InboundSettings
+	// PostfixLimits, when set, reads Postfix's receive limits for the
+	// inbound settings screen (they are changed in Postfix, not here).
+	PostfixLimits func(ctx context.Context) ([]PostfixLimit, error)
 	// AllowInsecureHTTP lets the endpoint be http:// (the daemon config's
 	// development switch).
 	AllowInsecureHTTP bool
@@ -115,6 +124,10 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 
+	inbound         InboundLog
+	inboundSettings InboundSettings
+	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
+
 	// loginMu serialises the check-verify-record sequence of logins, so
 	// that parallel guesses cannot all pass the rate limit before any of
 	// them is recorded, and bounds argon2's memory to one hash at a time.
@@ -136,17 +149,21 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("new console: no store")
 	}
 	s := &Server{
-		store:     o.Store,
-		settings:  o.Settings,
-		sendTest:  o.SendTestEvent,
-		allowHTTP: o.AllowInsecureHTTP,
-		loc:       o.Location,
-		tls:       o.TLS,
-		idle:      o.IdleTimeout,
-		maxAge:    o.MaxSessionAge,
-		hostname:  o.Hostname,
-		log:       o.Logger,
-		now:       o.Now,
+		store:    o.Store,
+		settings: o.Settings,
+		sendTest: o.SendTestEvent,
+
+		inbound:         o.Inbound,
+		inboundSettings: o.InboundSettings,
+		postfixLimits:   o.PostfixLimits,
+		allowHTTP:       o.AllowInsecureHTTP,
+		loc:             o.Location,
+		tls:             o.TLS,
+		idle:            o.IdleTimeout,
+		maxAge:          o.MaxSessionAge,
+		hostname:        o.Hostname,
+		log:             o.Logger,
+		now:             o.Now,
 	}
 	if s.loc == nil {
 		s.loc = time.Local
@@ -221,6 +238,13 @@ func (s *Server) routes() []route {
 		{"GET /settings/event-webhook", session, s.webhookPage},
 		{"POST /settings/event-webhook", session, s.saveWebhook},
 		{"POST /settings/event-webhook/test", session, s.testWebhook},
+		{"GET /inbound", session, s.inboundLog},
+		{"GET /inbound/{id}", session, s.inboundDetail},
+		{"GET /settings/inbound", session, s.inboundSettingsPage},
+		{"POST /settings/inbound", session, s.saveInbound},
+		{"GET /settings/inbound/filter", session, s.filterPage},
+		{"POST /settings/inbound/filter", session, s.saveFilter},
+		{"POST /settings/inbound/filter/delete", session, s.deleteFilter},
 	}
 }
 

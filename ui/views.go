@@ -84,16 +84,63 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
+// period is the From/To part of a log search, as typed and as instants in
+// the console's zone.
+type period struct {
+	From, To       string // datetime-local values as typed
+	FromErr, ToErr string // catalog keys
+	Since, Until   time.Time
+}
+
+func parsePeriod(v url.Values, loc *time.Location) period {
+	p := period{From: v.Get("from"), To: v.Get("to")}
+	if p.From != "" {
+		if t, ok := parseLocal(p.From, loc); ok {
+			p.Since = t
+		} else {
+			p.FromErr = "events.badtime"
+		}
+	}
+	if p.To != "" {
+		if t, ok := parseLocal(p.To, loc); ok {
+			p.Until = t
+		} else {
+			p.ToErr = "events.badtime"
+		}
+	}
+	if !p.Since.IsZero() && !p.Until.IsZero() && !p.Until.After(p.Since) {
+		p.ToErr = "events.order"
+	}
+	return p
+}
+
+func (p period) valid() bool { return p.FromErr == "" && p.ToErr == "" }
+
+func (p period) values() url.Values {
+	v := url.Values{}
+	if p.From != "" {
+		v.Set("from", p.From)
+	}
+	if p.To != "" {
+		v.Set("to", p.To)
+	}
+	return v
+}
+
+func parsePage(v url.Values) int {
+	if p, err := strconv.Atoi(v.Get("page")); err == nil && p >= 1 && p <= searchLimit/pageSize {
+		return p
+	}
+	return 1
+}
+
 // eventSearch is the event log's search form: the raw inputs, the query
 // they make, and what is wrong with them.
 type eventSearch struct {
-	From, To   string // datetime-local values as typed
-	Status     []event.Type
-	Page       int
-	FromErr    string // catalog keys
-	ToErr      string
-	Query      event.Query
-	hasFilters bool
+	period
+	Status []event.Type
+	Page   int
+	Query  event.Query
 }
 
 // pageSize and searchLimit: the log shows the first 100 results, 10 per
@@ -118,24 +165,7 @@ func parseLocal(s string, loc *time.Location) (time.Time, bool) {
 
 // parseSearch reads the search parameters of the event log and its CSV.
 func parseSearch(v url.Values, loc *time.Location) eventSearch {
-	s := eventSearch{From: v.Get("from"), To: v.Get("to"), Page: 1}
-	if s.From != "" {
-		if t, ok := parseLocal(s.From, loc); ok {
-			s.Query.Since = t
-		} else {
-			s.FromErr = "events.badtime"
-		}
-	}
-	if s.To != "" {
-		if t, ok := parseLocal(s.To, loc); ok {
-			s.Query.Until = t
-		} else {
-			s.ToErr = "events.badtime"
-		}
-	}
-	if !s.Query.Since.IsZero() && !s.Query.Until.IsZero() && !s.Query.Until.After(s.Query.Since) {
-		s.ToErr = "events.order"
-	}
+	s := eventSearch{period: parsePeriod(v, loc), Page: parsePage(v)}
 	for _, st := range v["status"] {
 		for _, known := range statuses {
 			if st == string(known) && !hasType(s.Status, known) {
@@ -143,10 +173,7 @@ func parseSearch(v url.Values, loc *time.Location) eventSearch {
 			}
 		}
 	}
-	s.Query.Types = s.Status
-	if p, err := strconv.Atoi(v.Get("page")); err == nil && p >= 1 && p <= searchLimit/pageSize {
-		s.Page = p
-	}
+	s.Query = event.Query{Since: s.Since, Until: s.Until, Types: s.Status}
 	return s
 }
 
@@ -159,17 +186,10 @@ func hasType(ts []event.Type, t event.Type) bool {
 	return false
 }
 
-func (s eventSearch) valid() bool { return s.FromErr == "" && s.ToErr == "" }
-
-// values is the search as URL parameters; page 0 leaves the page out.
+// values is the search as URL parameters; page 0 or 1 leaves the page
+// out.
 func (s eventSearch) values(page int) url.Values {
-	v := url.Values{}
-	if s.From != "" {
-		v.Set("from", s.From)
-	}
-	if s.To != "" {
-		v.Set("to", s.To)
-	}
+	v := s.period.values()
 	for _, t := range s.Status {
 		v.Add("status", string(t))
 	}

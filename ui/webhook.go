@@ -113,7 +113,7 @@ func (s *Server) saveWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, f := range fe.Fields() {
 			if _, ok := v.Errs[f]; !ok {
-				v.Errs[f] = fieldError(ctx, f, fe[f])
+				v.Errs[f] = fieldError(ctx, "err."+f, fe[f])
 			}
 		}
 	}
@@ -129,7 +129,7 @@ func (s *Server) saveWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, f := range fe.Fields() {
-			v.Errs[f] = fieldError(ctx, f, fe[f])
+			v.Errs[f] = fieldError(ctx, "err."+f, fe[f])
 		}
 		s.render(w, r, http.StatusUnprocessableEntity, webhookPage(v))
 		return
@@ -146,11 +146,11 @@ func (s *Server) saveWebhook(w http.ResponseWriter, r *http.Request) {
 }
 
 // fieldError is a settings error in the page language: Validate's English
-// message, or the field's Japanese rule.
-func fieldError(ctx context.Context, field, english string) string {
-	if infoFrom(ctx).lang != "en" {
-		if m, ok := catalog["err."+field]; ok && m[infoFrom(ctx).lang] != "" {
-			return m[infoFrom(ctx).lang]
+// message, or the field's rule under key in the catalog.
+func fieldError(ctx context.Context, key, english string) string {
+	if lang := infoFrom(ctx).lang; lang != "en" {
+		if m, ok := catalog[key]; ok && m[lang] != "" {
+			return m[lang]
 		}
 	}
 	return english

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +25,8 @@ import (
 var (
 	_ ui.Store           = (*sqlite.Store)(nil)
 	_ ui.WebhookSettings = consoleSettings{}
+	_ ui.InboundLog      = (*sqlite.Store)(nil)
+	_ ui.InboundSettings = consoleSettings{}
 )
 
 // consoleSettings saves the console's Event Webhook settings with the
@@ -38,6 +42,51 @@ func (c consoleSettings) EventWebhookSettings(ctx context.Context) (settings.Eve
 
 func (c consoleSettings) SaveEventWebhookSettings(ctx context.Context, s settings.EventWebhook) error {
 	return c.store.SaveEventWebhookSettingsHTTP(ctx, s, c.allowHTTP)
+}
+
+func (c consoleSettings) InboundSettings(ctx context.Context) (settings.Inbound, bool, error) {
+	return c.store.InboundSettings(ctx)
+}
+
+func (c consoleSettings) SaveInboundSettings(ctx context.Context, in settings.Inbound) error {
+	return c.store.SaveInboundSettings(ctx, in, c.allowHTTP)
+}
+
+// receiveLimits are the Postfix parameters that bound what the Inbound
+// Webhook receives (WIRE.md §4: shown, documented, not reimplemented):
+// postconf(5) message_size_limit, smtpd_client_connection_count_limit,
+// smtpd_client_message_rate_limit and in_flow_delay.
+var receiveLimits = []string{"message_size_limit", "smtpd_client_connection_count_limit",
+	"smtpd_client_message_rate_limit", "in_flow_delay"}
+
+// postfixLimits asks postconf for the receive limits.
+func postfixLimits(ctx context.Context) ([]ui.PostfixLimit, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "postconf", receiveLimits...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			return nil, fmt.Errorf("postconf: %s", strings.TrimSpace(string(ee.Stderr)))
+		}
+		return nil, fmt.Errorf("postconf: %w", err)
+	}
+	return parsePostconf(string(out)), nil
+}
+
+// parsePostconf reads postconf's "name = value" lines.
+func parsePostconf(out string) []ui.PostfixLimit {
+	var limits []ui.PostfixLimit
+	for _, line := range strings.Split(out, "\n") {
+		name, value, ok := strings.Cut(line, " = ")
+		if !ok {
+			name, ok = strings.CutSuffix(line, " =")
+		}
+		if ok {
+			limits = append(limits, ui.PostfixLimit{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+		}
+	}
+	return limits
 }
 
 // consoleTestPost is the console's "send test event": the sample batch of
@@ -110,6 +159,9 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	}
 	opts.Settings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.SendTestEvent = consoleTestPost(cfg)
+	opts.Inbound = store
+	opts.InboundSettings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
+	opts.PostfixLimits = postfixLimits
 	console, err := ui.New(opts)
 	if err != nil {
 		return stop, err
