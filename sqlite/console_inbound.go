@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/posthorn/posthorn/event"
 )
@@ -106,4 +107,24 @@ func (s *Store) InboundEntry(ctx context.Context, id int64) (event.InboundLogEnt
 		return event.InboundLogEntry{}, false, fmt.Errorf("read inbound log row %d: %w", id, err)
 	}
 	return e, true, nil
+}
+
+// CountInboundSince returns how many inbound log rows of each status were
+// received at or after since; statuses without rows are left out. Each
+// count reads one range of the (status, received, id) index.
+func (s *Store) CountInboundSince(ctx context.Context, since time.Time) (map[event.InboundStatus]int64, error) {
+	out := make(map[event.InboundStatus]int64)
+	for _, st := range []event.InboundStatus{event.InboundQueued, event.InboundSucceeded, event.InboundDeferred,
+		event.InboundFailed, event.InboundDenied} {
+		var n int64
+		err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM inbound_log WHERE status = ? AND received >= ?`,
+			string(st), boundNanos(since)).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("count inbound log: %w", err)
+		}
+		if n > 0 {
+			out[st] = n
+		}
+	}
+	return out, nil
 }

@@ -86,4 +86,16 @@ func TestRecentInbound(t *testing.T) {
 	if _, ok, err := s.InboundEntry(ctx, 999999); ok || err != nil {
 		t.Errorf("InboundEntry of a missing id: %v %v", ok, err)
 	}
+
+	since := all[100].Time
+	want := map[event.InboundStatus]int64{}
+	for _, e := range all {
+		if !e.Time.Before(since) {
+			want[e.Status]++
+		}
+	}
+	counts, err := s.CountInboundSince(ctx, since)
+	if err != nil || fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("CountInboundSince = %v %v, want %v", counts, err, want)
+	}
 }

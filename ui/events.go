@@ -232,5 +232,13 @@ func (s *Server) dashData(ctx context.Context) (dashView, error) {
 	if v.Webhook, err = s.webhookSettings(ctx); err != nil {
 		return v, fmt.Errorf("read event webhook settings: %w", err)
 	}
+	if s.inbound != nil {
+		if v.Inbound, err = s.inbound.CountInboundSince(ctx, s.now().Add(-24*time.Hour)); err != nil {
+			return v, err
+		}
+		for _, n := range v.Inbound {
+			v.InboundTotal += n
+		}
+	}
 	return v, nil
 }

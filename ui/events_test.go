@@ -227,9 +227,19 @@ func TestDashboard(t *testing.T) {
 	// both ends included, hold events 559..1999.
 	evs := testEvents(2000)
 	e.commit(evs)
+	// 30 inbound rows a minute apart and one two days old.
+	in := testInbound(30)
+	old := testInbound(1)
+	old[0].Time = testNow.Add(-48 * time.Hour)
+	if err := e.store.LogInbound(context.Background(), append(old, in...)); err != nil {
+		t.Fatal(err)
+	}
 	c := e.client()
 	c.login()
 	resp, body := c.get("/")
+	if !strings.Contains(body, `data-testid="inbound-count-total">30<`) || !strings.Contains(body, `data-testid="inbound-count-denied">6<`) {
+		t.Error("inbound counts of the last 24 h are wrong")
+	}
 	wantStatus(t, resp, http.StatusOK, body)
 	want := map[event.Type]int{}
 	for _, ev := range evs {

@@ -19,6 +19,8 @@ type InboundLog interface {
 	RecentInbound(ctx context.Context, q event.InboundQuery) ([]event.InboundLogEntry, error)
 	// InboundEntry returns one row by its id.
 	InboundEntry(ctx context.Context, id int64) (event.InboundLogEntry, bool, error)
+	// CountInboundSince counts the rows of each status from since on.
+	CountInboundSince(ctx context.Context, since time.Time) (map[event.InboundStatus]int64, error)
 }
 
 // InboundSettings reads and writes the Inbound Webhook's settings; ok is

@@ -105,6 +105,7 @@ var catalog = map[string]map[string]string{
 	"dash.nowebhook":  {"en": "Not set up: no events are posted.", "ja": "未設定: イベントは送信されません。"},
 	"dash.posting":    {"en": "Posting %s to %s", "ja": "%s を %s に送信"},
 	"dash.total":      {"en": "Total", "ja": "合計"},
+	"dash.inbound":    {"en": "Inbound Webhook in the last 24 hours", "ja": "過去 24 時間の Inbound Webhook"},
 	"events.title":    {"en": "Event log", "ja": "イベントログ"},
 	"events.from":     {"en": "From", "ja": "開始"},
 	"events.to":       {"en": "To", "ja": "終了"},

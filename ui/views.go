@@ -244,6 +244,14 @@ type dashView struct {
 	Total   int64
 	Recent  []event.Event
 	Webhook *settings.EventWebhook
+	// Inbound counts the inbound log's statuses; nil without an inbound
+	// log.
+	Inbound      map[event.InboundStatus]int64
+	InboundTotal int64
+}
+
+func inboundCountOf(m map[event.InboundStatus]int64, st event.InboundStatus) string {
+	return strconv.FormatInt(m[st], 10)
 }
 
 func countOf(m map[event.Type]int64, t event.Type) string {
