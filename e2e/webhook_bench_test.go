@@ -15,7 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,12 +222,6 @@ func headLines(b *testing.B, path string, n int) string {
 
 const deadPending = 1_000_000
 
-var (
-	deadStoreOnce sync.Once
-	deadStorePath string
-	deadStoreErr  error
-)
-
 // fillEvents stores n synthetic delivery events.
 func fillEvents(st *sqlite.Store, n int) error {
 	ctx := context.Background()
@@ -251,26 +245,8 @@ func fillEvents(st *sqlite.Store, n int) error {
 	return nil
 }
 
-// deadStore builds, once per run, a store holding deadPending events in
-// queued batches of 100 (the default max_events), as a dead endpoint
-// leaves them.
-func deadStore(b *testing.B) string {
-	b.Helper()
-	deadStoreOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "posthorn-dead-")
-		if err != nil {
-			deadStoreErr = err
-			return
-		}
-		deadStorePath = filepath.Join(dir, "posthorn.db")
-		deadStoreErr = fillPending(deadStorePath, deadPending)
-	})
-	if deadStoreErr != nil {
-		b.Fatal(deadStoreErr)
-	}
-	return deadStorePath
-}
-
+// fillPending builds a store holding n events in queued batches of 100
+// (the default max_events), as a dead endpoint leaves them.
 func fillPending(path string, n int) error {
 	st, err := sqlite.Open(path, sqlite.Options{})
 	if err != nil {
@@ -300,10 +276,17 @@ func fillPending(path string, n int) error {
 				prog[got.Family] = got.Last
 			}
 		}
+		after = pend[len(pend)-1].Seq
+		// As the dispatcher does: no family has anything unformed up to
+		// here but the open batch's events.
+		for _, f := range []string{"deliveries", "bounces", "blocks"} {
+			if !bt.Open(f) {
+				prog[f] = after
+			}
+		}
 		if err := st.Form(ctx, formed, prog, t0); err != nil {
 			return err
 		}
-		after = pend[len(pend)-1].Seq
 	}
 	pendingNow, err := st.PendingEvents(ctx)
 	if err != nil {
@@ -372,27 +355,42 @@ func catchUp(b *testing.B, cfg, db, maillog string) float64 {
 // 1M-line log once into an empty store without webhook settings, and once
 // into a store holding 1,000,000 pending events in queued batches with the
 // Event Webhook on and its endpoint refusing connections (default
-// max_pending, so the oldest pending are failed as new ones come). Target:
-// slowdown < 10 %.
+// max_pending, so the oldest pending are failed as new ones come), three
+// times each, alternating; the metrics are the medians. Target: slowdown
+// < 10 %.
 func BenchmarkWebhookDeadEndpoint(b *testing.B) {
 	maillog := benchLog(b)
-	full := deadStore(b)
+	full := filepath.Join(b.TempDir(), "pending.db")
+	if err := fillPending(full, deadPending); err != nil {
+		b.Fatal(err)
+	}
 	dead := deadEndpoint(b)
 	for b.Loop() {
-		base := b.TempDir()
-		plain := catchUp(b, benchConfig(b, base, maillog), filepath.Join(base, "posthorn.db"), maillog)
+		// Alternating runs and medians: the machine's other work shifts
+		// single runs by more than the effect measured.
+		var plain, withDead []float64
+		for range 3 {
+			base := b.TempDir()
+			plain = append(plain, catchUp(b, benchConfig(b, base, maillog), filepath.Join(base, "posthorn.db"), maillog))
 
-		dir := b.TempDir()
-		db := filepath.Join(dir, "posthorn.db")
-		copyFile(b, full, db)
-		cfg := benchConfig(b, dir, maillog)
-		benchImport(b, dir, cfg, hookSettings(dead, "", ""))
-		withDead := catchUp(b, cfg, db, maillog)
-
-		b.ReportMetric(plain, "plain-lines/s")
-		b.ReportMetric(withDead, "dead-endpoint-lines/s")
-		b.ReportMetric(100*(1-withDead/plain), "slowdown-%")
+			dir := b.TempDir()
+			db := filepath.Join(dir, "posthorn.db")
+			copyFile(b, full, db)
+			cfg := benchConfig(b, dir, maillog)
+			benchImport(b, dir, cfg, hookSettings(dead, "", ""))
+			withDead = append(withDead, catchUp(b, cfg, db, maillog))
+		}
+		p, d := medianOf(plain), medianOf(withDead)
+		b.ReportMetric(p, "plain-lines/s")
+		b.ReportMetric(d, "dead-endpoint-lines/s")
+		b.ReportMetric(100*(1-d/p), "slowdown-%")
 	}
+}
+
+func medianOf(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func pemCert(srv *httptest.Server) []byte {

@@ -122,20 +122,33 @@ func (s *Store) Unformed(ctx context.Context, after int64, limit int) ([]Pending
 	}
 	defer rows.Close()
 	out := make([]Pending, 0, min(limit, 1024))
+	// This read runs for every event the log reader stores: the type is
+	// mapped to its constant from the driver's bytes, without a string
+	// per row.
+	var typ sql.RawBytes
 	for rows.Next() {
 		var p Pending
-		var typ string
 		var ns int64
 		if err := rows.Scan(&p.Seq, &p.ID, &typ, &ns); err != nil {
 			return nil, fmt.Errorf("read unformed events: %w", err)
 		}
-		p.Type, p.Time = event.Type(typ), time.Unix(0, ns).UTC()
+		p.Type, p.Time = typeOf(typ), time.Unix(0, ns).UTC()
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read unformed events: %w", err)
 	}
 	return out, nil
+}
+
+// typeOf returns the constant of a stored type name.
+func typeOf(b []byte) event.Type {
+	for _, t := range allTypes {
+		if string(t) == string(b) {
+			return t
+		}
+	}
+	return event.Type(b) // unknown: the dispatcher skips it
 }
 
 // LastSeq returns the position of the newest stored event.
@@ -457,41 +470,56 @@ func (s *Store) PendingEvents(ctx context.Context) (int64, error) {
 // FailOldest fails the oldest pending batches not leased at now until at
 // least n events are failed.
 func (s *Store) FailOldest(ctx context.Context, n int64, now time.Time, reason string) (int, int64, error) {
-	var ids []string
+	var batches int
 	var events int64
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT batch_id, events FROM webhook_batches
-			WHERE `+pendingStates+` AND (lease_until IS NULL OR lease_until <= ?)
-			ORDER BY first_seq`, boundNanos(now))
+		// Find the position up to which the oldest batches hold n events,
+		// walking the covering (first_seq, events) index; then fail them
+		// in one statement, which holds the write lock — and so the log
+		// reader — for as short a time as a few thousand rows allow.
+		rows, err := tx.QueryContext(ctx, `SELECT first_seq, events FROM webhook_batches
+			WHERE `+pendingStates+` ORDER BY first_seq`)
 		if err != nil {
 			return err
 		}
-		for events < n && rows.Next() {
-			var id string
+		var cutoff, sum int64
+		for sum < n && rows.Next() {
 			var k int64
-			if err := rows.Scan(&id, &k); err != nil {
+			if err := rows.Scan(&cutoff, &k); err != nil {
 				rows.Close()
 				return err
 			}
-			ids = append(ids, id)
-			events += k
+			sum += k
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
-				last_status = 0, last_reason = ?, updated_at = ? WHERE batch_id = ?`, reason, s.now().UnixNano(), id); err != nil {
+		if sum == 0 {
+			return nil
+		}
+		res, err := tx.QueryContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
+				last_status = 0, last_reason = ?, updated_at = ?
+			WHERE `+pendingStates+` AND first_seq <= ? AND (lease_until IS NULL OR lease_until <= ?)
+			RETURNING events`, reason, s.now().UnixNano(), cutoff, boundNanos(now))
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		for res.Next() {
+			var k int64
+			if err := res.Scan(&k); err != nil {
 				return err
 			}
+			batches++
+			events += k
 		}
-		return nil
+		return res.Err()
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("fail oldest pending batches: %w", err)
 	}
-	return len(ids), events, nil
+	return batches, events, nil
 }
 
 // WebhookBatch is one row of the Event Webhook log.
