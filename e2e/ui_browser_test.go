@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -56,7 +57,7 @@ var consoleURL = regexp.MustCompile(`msg="web console listening" url=(\S+)`)
 // startConsole seeds a store with events, adds a user with the real
 // `posthorn user add`, starts `posthorn serve` and waits for its log to
 // say where the console listens.
-func startConsole(t *testing.T, evs []event.Event) *console {
+func startConsole(t *testing.T, evs []event.Event, seed func(*sqlite.Store) error) *console {
 	t.Helper()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "posthorn.db")
@@ -83,6 +84,9 @@ timezone = "Asia/Tokyo"
 		t.Fatal(err)
 	}
 	if err := store.Commit(context.Background(), event.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed(store); err != nil {
 		t.Fatal(err)
 	}
 	store.Close()
@@ -183,7 +187,9 @@ func ptr[T any](v T) *T { return &v }
 // TestConsoleBrowser drives the web console in headless Chromium as a user
 // would: log in, get an out-of-range interval refused next to its field,
 // save valid settings, search the event log, page through it, open a
-// detail dialog, download the CSV, switch to Japanese, log out. A
+// detail dialog, download the CSV, read the inbound log, add a condition
+// row to a filter, delete the filter with a wrong then the right
+// password, switch to Japanese, log out. A
 // screenshot of every screen goes to test-output/ui.
 func TestConsoleBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -192,7 +198,31 @@ func TestConsoleBrowser(t *testing.T) {
 	now := time.Now()
 	const total = 150
 	evs := consoleEvents(total, now)
-	c := startConsole(t, evs)
+	c := startConsole(t, evs, func(s *sqlite.Store) error {
+		ctx := context.Background()
+		in := settings.Inbound{
+			Domains: []string{"example.org"},
+			Filters: []settings.InboundFilter{settings.NewInboundFilter("support", "https://127.0.0.1:9/inbound",
+				settings.Condition{Header: "To", Pattern: `^support@example\.org$`})},
+		}
+		if err := s.SaveInboundSettings(ctx, in, false); err != nil {
+			return err
+		}
+		var rows []event.InboundLogEntry
+		for i := range 25 {
+			st := event.InboundSucceeded
+			if i%3 == 0 {
+				st = event.InboundDenied
+			}
+			rows = append(rows, event.InboundLogEntry{
+				Time: now.Add(-time.Duration(25-i) * time.Minute), Status: st,
+				From: fmt.Sprintf("Customer %d <c%d@example.com>", i, i), To: fmt.Sprintf("support%02d@example.org", i),
+				Host: "mx1.e2e.example", MessageID: fmt.Sprintf("<in%d@example.com>", i), QueueID: fmt.Sprintf("4Q%05d", i),
+				Filter: "support",
+			})
+		}
+		return s.LogInbound(ctx, rows)
+	})
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -450,14 +480,77 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("CSV time %q is not in the console's zone", records[1][0])
 	}
 
+	// Inbound log: the same search screen over the inbound log.
+	do("inbound log",
+		chromedp.Navigate(c.url+"/inbound"),
+		chromedp.WaitVisible(css(`[data-testid="inbound-table"]`)),
+	)
+	if n := count(`[data-testid="inbound-row"]`); n != 10 {
+		t.Errorf("%d inbound rows on the first page, want 10", n)
+	}
+	shot("12-inbound")
+	do("inbound detail",
+		chromedp.Click(css(`[data-testid="detail-link"]`)),
+		chromedp.WaitVisible(css(`dialog[open] [data-testid="detail-to"]`)),
+	)
+	if got := text(`[data-testid="detail-to"]`); got != "support24@example.org" {
+		t.Errorf("inbound detail of %q", got)
+	}
+	shot("13-inbound-detail")
+
+	// Inbound settings: the filter form adds a condition row without
+	// JavaScript, and deleting the filter asks for the password.
+	do("inbound settings",
+		chromedp.Navigate(c.url+"/settings/inbound"),
+		chromedp.WaitVisible(css(`[data-testid="filters"]`)),
+	)
+	shot("14-inbound-settings")
+	do("edit the filter",
+		chromedp.Click(css(`[data-testid="filter-name"]`)),
+		chromedp.WaitVisible(css(`[data-testid="filter-form"]`)),
+		chromedp.Click(css(`[data-testid="add-condition"]`)),
+		chromedp.WaitVisible(css(`[data-testid="condition"]:nth-of-type(2) input[name="header"]`)),
+	)
+	if n := count(`[data-testid="condition"]`); n != 2 {
+		t.Errorf("%d condition rows after +, want 2", n)
+	}
+	shot("15-filter")
+	do("delete with a wrong password",
+		chromedp.Navigate(c.url+"/settings/inbound"),
+		chromedp.WaitVisible(css(`[data-testid="delete-form"]`)),
+		chromedp.SendKeys(css(`[data-testid="delete-form"] input[name="password"]`), "not my password"),
+		chromedp.Click(css(`[data-testid="delete"]`)),
+		chromedp.WaitVisible(css(`[data-testid="delete-error"]`)),
+	)
+	shot("16-delete-wrong-password")
+	do("delete with the right password",
+		chromedp.SendKeys(css(`[data-testid="delete-form"] input[name="password"]`), "e2e console password"),
+		chromedp.Click(css(`[data-testid="delete"]`)),
+		chromedp.WaitVisible(css(`[data-testid="saved"]`)),
+	)
+	if n := count(`[data-testid="filter-row"]`); n != 0 {
+		t.Errorf("%d filters after the delete", n)
+	}
+	store, err = sqlite.Open(c.db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbound, _, err := store.InboundSettings(context.Background())
+	store.Close()
+	if err != nil || len(inbound.Filters) != 0 {
+		t.Errorf("stored filters after the delete: %v %v", inbound.Filters, err)
+	}
+
 	// Japanese, from the switch.
 	do("switch to Japanese",
+		chromedp.Navigate(c.url+"/events"),
+		chromedp.WaitVisible(css(`[data-testid="search"]`)),
 		chromedp.Click(css(`[data-testid="lang-ja"]`)),
 		chromedp.WaitVisible(css(`html[lang="ja"] [data-testid="search"]`)),
 	)
-	shot("10-events-ja")
+	shot("17-events-ja")
 	do("Japanese settings", chromedp.Navigate(c.url+"/settings/event-webhook"), chromedp.WaitVisible(css(`[data-testid="webhook-form"]`)))
-	shot("11-settings-ja")
+	shot("18-settings-ja")
 
 	// Logout ends the session.
 	do("log out",

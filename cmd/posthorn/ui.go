@@ -67,7 +67,12 @@ func postfixLimits(ctx context.Context) ([]ui.PostfixLimit, error) {
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-			return nil, fmt.Errorf("postconf: %s", strings.TrimSpace(string(ee.Stderr)))
+			// postconf names itself: "postconf: fatal: ...".
+			msg := strings.TrimSpace(string(ee.Stderr))
+			if !strings.HasPrefix(msg, "postconf:") {
+				msg = "postconf: " + msg
+			}
+			return nil, errors.New(msg)
 		}
 		return nil, fmt.Errorf("postconf: %w", err)
 	}

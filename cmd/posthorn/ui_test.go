@@ -29,8 +29,8 @@ import (
 
 func TestParsePostconf(t *testing.T) {
 	got := parsePostconf("message_size_limit = 10240000\nsmtpd_client_connection_count_limit = 50\nin_flow_delay = 1s\nempty_one =\nwarning: junk\n")
-	want := []ui.PostfixLimit{{"message_size_limit", "10240000"}, {"smtpd_client_connection_count_limit", "50"},
-		{"in_flow_delay", "1s"}, {"empty_one", ""}}
+	want := []ui.PostfixLimit{{Name: "message_size_limit", Value: "10240000"}, {Name: "smtpd_client_connection_count_limit", Value: "50"},
+		{Name: "in_flow_delay", Value: "1s"}, {Name: "empty_one", Value: ""}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
