@@ -102,7 +102,9 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		}
 		return nil
 	}
+	var stored []Pending // for the dispatcher, once committed
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		stored = stored[:0]
 		ins := tx.StmtContext(run, s.stmts.insertEvent)
 		for i := range b.Events {
 			if err := checkEvery(i); err != nil {
@@ -116,13 +118,14 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			if !ok {
 				return fmt.Errorf("event %q: time %v cannot be stored", e.ID, e.Time)
 			}
-			_, err := ins.ExecContext(run, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
+			res, err := ins.ExecContext(run, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
 				e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
 				int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
 				e.APIData, now)
 			if err != nil {
 				return fmt.Errorf("insert event %q: %w", e.ID, err)
 			}
+			stored = noteStored(stored, res, e, ns)
 		}
 		s.stage("events")
 
@@ -176,6 +179,7 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 	if err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
+	s.recent().add(stored)
 	return nil
 }
 

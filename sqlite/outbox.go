@@ -116,6 +116,16 @@ func (s *Store) Unformed(ctx context.Context, after int64, limit int) ([]Pending
 	if err := s.hook("Unformed"); err != nil {
 		return nil, err
 	}
+	if evs, ok := s.recent().get(after, limit); ok {
+		if len(evs) > 0 {
+			return evs, nil
+		}
+		// Nothing newer in the ring: unless another process stored
+		// events, nothing newer at all (one cheap look at the rowid).
+		if last, err := s.LastSeq(ctx); err == nil && last <= after {
+			return nil, nil
+		}
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, type, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read unformed events: %w", err)

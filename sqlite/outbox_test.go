@@ -317,3 +317,87 @@ func TestEventWebhookSettings(t *testing.T) {
 		t.Errorf("after the second save: %v", got)
 	}
 }
+
+// Unformed answers from what Commit just stored as it would from the
+// database, and falls back to the database where the ring cannot answer.
+func TestUnformedRecent(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	evs := genEvents(0, 300)
+	for i := 0; i < len(evs); i += 100 {
+		if err := s.Commit(ctx, event.Batch{Events: evs[i : i+100]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A repeated batch adds nothing, to the table or to the ring.
+	if err := s.Commit(ctx, event.Batch{Events: evs[200:]}); err != nil {
+		t.Fatal(err)
+	}
+	fromDB := func(after int64, limit int) []Pending {
+		rows, err := s.r.QueryContext(ctx, `SELECT seq, id, type, time FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []Pending
+		for rows.Next() {
+			var p Pending
+			var typ string
+			var ns int64
+			rows.Scan(&p.Seq, &p.ID, &typ, &ns)
+			p.Type, p.Time = event.Type(typ), time.Unix(0, ns).UTC()
+			out = append(out, p)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		after int64
+		limit int
+	}{{0, 50}, {0, 1000}, {150, 10}, {299, 10}, {300, 10}} {
+		got, err := s.Unformed(ctx, c.after, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fromDB(c.after, c.limit); !slices.EqualFunc(got, want, func(a, b Pending) bool {
+			return a.Seq == b.Seq && a.ID == b.ID && a.Type == b.Type && a.Time.Equal(b.Time)
+		}) {
+			t.Errorf("Unformed(%d, %d): %d events, the table has %d", c.after, c.limit, len(got), len(want))
+		}
+	}
+	if r, ok := s.recent().get(0, 10); !ok || len(r) != 10 {
+		t.Errorf("the ring does not hold the committed events: %d %v", len(r), ok)
+	}
+	// Another process's events, which the ring never saw, are found too.
+	other, err := Open(s.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Commit(ctx, event.Batch{Events: genEvents(300, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if got, _ := s.Unformed(ctx, 300, 10); len(got) != 5 {
+		t.Errorf("events stored by another process: %d found, want 5", len(got))
+	}
+	// The ring keeps the newest recentMax events only.
+	r := &recentRing{}
+	var lastAdded int64
+	for i := int64(0); i < 3*recentMax; i += 1000 {
+		batch := make([]Pending, 1000)
+		for k := range batch {
+			batch[k] = Pending{Seq: i + int64(k) + 1}
+		}
+		r.add(batch)
+		lastAdded = batch[999].Seq
+	}
+	if len(r.buf) > recentMax || r.buf[len(r.buf)-1].Seq != lastAdded || r.buf[0].Seq != lastAdded-int64(len(r.buf))+1 {
+		t.Errorf("ring holds %d, last %d", len(r.buf), r.buf[len(r.buf)-1].Seq)
+	}
+	if _, ok := r.get(0, 10); ok {
+		t.Error("the ring answered for events it dropped")
+	}
+	r.add([]Pending{{Seq: 1 << 40}})
+	if got, ok := r.get(1<<40-1, 10); !ok || len(got) != 1 {
+		t.Error("a gap did not restart the ring")
+	}
+}
