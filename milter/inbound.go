@@ -20,7 +20,8 @@ type inbound struct {
 
 	// The transaction.
 	active  bool
-	refuse  bool // shutting down: refuse the transaction
+	refuse  bool   // shutting down: refuse the transaction
+	refusal *Reply // the answer decided at the end of the headers
 	policy  *Policy
 	from    string
 	rcpts   []string // recipients captured (RcptCapture)
@@ -134,6 +135,9 @@ func (t *inbound) Data(m gomilter.Modifier) (*gomilter.Response, error) {
 	return gomilter.RespContinue, nil
 }
 
+// The end of the headers is not answered (OptNoEOHReply): Headers decides,
+// and EndOfMessage answers.
+
 func (t *inbound) Header(name, value string, _ gomilter.Modifier) (*gomilter.Response, error) {
 	// name: value CRLF, as the message holds it.
 	t.size += int64(len(name) + len(value) + 4)
@@ -154,8 +158,7 @@ func (t *inbound) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 		return respond(replyTempStore), nil
 	}
 	if t.tooBig {
-		t.log().Info("message refused", "reply", replyTooBig.String(), "size", t.size)
-		return respond(replyTooBig), nil
+		return nil, nil
 	}
 	for i := range t.fields {
 		t.fields[i].Value = decodeValue(t.fields[i].Raw, "")
@@ -165,12 +168,13 @@ func (t *inbound) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 		from, mid := t.headerFromAndID()
 		t.log().Info("message refused", "from", from, "reply", d.Reply.String())
 		t.deny(t.rcpts, from, mid, d.Reason)
-		return respond(d.Reply), nil
+		t.refusal = &d.Reply
+		return nil, nil
 	}
 	t.matches = d.Matches
 	t.size += 2 // the empty line after the header
 	t.body = newSpill(t.srv.o.TempDir, 256<<10)
-	return gomilter.RespContinue, nil
+	return nil, nil
 }
 
 func (t *inbound) headerFromAndID() (from, messageID string) {
@@ -211,11 +215,13 @@ func (t *inbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		t.queueID = q
 	}
 	switch {
-	case !t.active || t.matches == nil:
-		return respond(replyTempStore), nil
+	case t.refusal != nil:
+		return respond(*t.refusal), nil
 	case t.tooBig:
 		t.log().Info("message refused", "reply", replyTooBig.String(), "size", t.size)
 		return respond(replyTooBig), nil
+	case !t.active || t.matches == nil:
+		return respond(replyTempStore), nil
 	case t.body == nil:
 		return respond(replyTempStore), nil // the body could not be spooled; logged
 	}

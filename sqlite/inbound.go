@@ -75,8 +75,13 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 	}
 	now := s.now().UnixNano()
 	buf := make([]byte, chunkSize)
+	// go-sqlite3 runs a statement under a cancellable context in a
+	// goroutine of its own (see Commit); the statements run under a context
+	// that is never cancelled, while BEGIN and COMMIT honour ctx, so a
+	// capture past its deadline is rolled back whole.
+	run := context.WithoutCancel(ctx)
 	err = s.write(ctx, true, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO inbound_messages (host, queue_id, received, client_addr,
+		res, err := tx.ExecContext(run, `INSERT INTO inbound_messages (host, queue_id, received, client_addr,
 				envelope_from, header_from, subject, message_id, size, headers, text_body, html_body,
 				attachments, problems, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -90,12 +95,12 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 			return err
 		}
 		for i, a := range m.Attachments {
-			if err := storeAttachment(ctx, tx, msg, i+1, a, buf); err != nil {
+			if err := storeAttachment(run, tx, msg, i+1, a, buf); err != nil {
 				return err
 			}
 		}
 		for _, p := range posts {
-			res, err := tx.ExecContext(ctx, `INSERT INTO inbound_posts (message, filter, recipients, webhook_id,
+			res, err := tx.ExecContext(run, `INSERT INTO inbound_posts (message, filter, recipients, webhook_id,
 					state, next_attempt_at, created_at, updated_at)
 				VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)`,
 				msg, p.filter, strings.Join(p.rcpts, ","), newWebhookID(), received, received, now)
@@ -117,7 +122,7 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 				if p := byFilter[f]; p != nil {
 					postID = p.id
 				}
-				_, err := tx.ExecContext(ctx, `INSERT INTO inbound_log (received, received_offset, status,
+				_, err := tx.ExecContext(run, `INSERT INTO inbound_log (received, received_offset, status,
 						header_from, rcpt, host, message_id, queue_id, filter, reason, post, updated_at)
 					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 					received, offset, string(status), m.From, r.Address, m.Host, m.MessageID, m.QueueID, f, reason, postID, now)
@@ -126,7 +131,7 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 				}
 			}
 		}
-		return nil
+		return ctx.Err()
 	})
 	if err != nil {
 		return fmt.Errorf("capture message: %w", err)
@@ -186,6 +191,7 @@ func (s *Store) LogInbound(ctx context.Context, rows []event.InboundLogEntry) er
 		return nil
 	}
 	now := s.now().UnixNano()
+	run := context.WithoutCancel(ctx) // as in Capture
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		for _, r := range rows {
 			if !r.Status.Valid() {
@@ -195,7 +201,7 @@ func (s *Store) LogInbound(ctx context.Context, rows []event.InboundLogEntry) er
 			if !ok {
 				return fmt.Errorf("time %v cannot be stored", r.Time)
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO inbound_log (received, received_offset, status,
+			_, err := tx.ExecContext(run, `INSERT INTO inbound_log (received, received_offset, status,
 					header_from, rcpt, host, message_id, queue_id, filter, reason, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				ns, off, string(r.Status), r.From, r.To, r.Host, r.MessageID, r.QueueID, r.Filter, r.Reason, now)
@@ -343,8 +349,9 @@ func (s *Store) Observe(ctx context.Context, o event.Observation) error {
 	if seen.IsZero() {
 		seen = s.now()
 	}
+	run := context.WithoutCancel(ctx) // as in Capture
 	err = s.write(ctx, false, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO observations (host, queue_id, seen_at, envelope_from,
+		_, err := tx.ExecContext(run, `INSERT INTO observations (host, queue_id, seen_at, envelope_from,
 				recipients, header_from, subject, message_id, api_data)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (host, queue_id) DO UPDATE SET seen_at = excluded.seen_at,

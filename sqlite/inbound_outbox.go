@@ -204,9 +204,10 @@ func (s *Store) RecordInbound(ctx context.Context, a InboundAttempt) error {
 	if resp == nil {
 		resp = []byte{}
 	}
+	run := context.WithoutCancel(ctx) // as in Capture
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		var msg int64
-		err := tx.QueryRowContext(ctx, `UPDATE inbound_posts SET state = ?, attempts = attempts + ?,
+		err := tx.QueryRowContext(run, `UPDATE inbound_posts SET state = ?, attempts = attempts + ?,
 				next_attempt_at = ?, last_status = ?, last_reason = ?, last_response = ?, updated_at = ?
 			WHERE id = ? RETURNING message`,
 			a.State, attempted, next, a.Status, a.Reason, resp, now, a.Post).Scan(&msg)
@@ -216,14 +217,14 @@ func (s *Store) RecordInbound(ctx context.Context, a InboundAttempt) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE inbound_log SET status = ?, reason = ?, updated_at = ? WHERE post = ?`,
+		if _, err := tx.ExecContext(run, `UPDATE inbound_log SET status = ?, reason = ?, updated_at = ? WHERE post = ?`,
 			a.State, a.Reason, now, a.Post); err != nil {
 			return err
 		}
 		if a.State == string(event.InboundSucceeded) || a.State == string(event.InboundFailed) {
 			// WIRE.md §5: once posted or given up, the message data is
 			// dropped; the log rows stay, unlinked.
-			_, err := tx.ExecContext(ctx, `DELETE FROM inbound_messages WHERE id = ? AND NOT EXISTS
+			_, err := tx.ExecContext(run, `DELETE FROM inbound_messages WHERE id = ? AND NOT EXISTS
 				(SELECT 1 FROM inbound_posts WHERE message = ? AND state IN ('queued', 'deferred'))`, msg, msg)
 			return err
 		}
