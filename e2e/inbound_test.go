@@ -492,3 +492,57 @@ type formFile struct {
 	filename, ctype string
 	data            []byte
 }
+
+// TestPostfixConfigApply: `posthorn postfix-config --apply` configures a
+// running Postfix (main.cf, a master.cf override, reload), and mail then
+// passes through both milter roles.
+func TestPostfixConfigApply(t *testing.T) {
+	recv := startInboundReceiver(t)
+	inPort, outPort, subPort := freePort(t), freePort(t), freePort(t)
+	sub := fmt.Sprintf("127.0.0.1:%d", subPort)
+	inst := postfixtest.Start(t, postfixtest.Options{MasterCF: []string{sub + " inet n - n - - smtpd"}})
+	dir := testDir(t)
+	db := filepath.Join(dir, "posthorn.db")
+	cfg := writeConfig(t, dir, inst.MaillogPath(), fmt.Sprintf("[milter]\ninbound = \"inet:127.0.0.1:%d\"\noutbound = \"inet:127.0.0.1:%d\"\n", inPort, outPort))
+	out := posthornCmd(t, 0, "postfix-config", "--apply", "--postfix-dir", inst.ConfigDir(), "--service", sub+"/inet", "--config", cfg)
+	if !strings.Contains(out, "reload") {
+		t.Errorf("no reload in:\n%s", out)
+	}
+	if got := inst.Postconf(t, "smtpd_milters"); got != fmt.Sprintf("{ inet:127.0.0.1:%d, default_action=tempfail, command_timeout=30s, content_timeout=300s }", inPort) {
+		t.Errorf("smtpd_milters = %q", got)
+	}
+	if got := inst.Postconf(t, "milter_default_action"); got != "tempfail" {
+		t.Errorf("milter_default_action = %q", got)
+	}
+	master, err := exec.Command("postconf", "-c", inst.ConfigDir(), "-P", sub+"/inet/smtpd_milters").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(master)) != sub+"/inet/smtpd_milters = $posthorn_outbound_milters" {
+		t.Errorf("master.cf override: %v %q", err, master)
+	}
+
+	settingsFile := filepath.Join(dir, "inbound.yaml")
+	if err := os.WriteFile(settingsFile, []byte(inboundSettingsYAML(recv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	posthornCmd(t, 0, "settings", "import", settingsFile, "--config", cfg)
+	d := startServe(t, cfg)
+	waitDial(t, d, fmt.Sprintf("127.0.0.1:%d", inPort))
+	waitDial(t, d, fmt.Sprintf("127.0.0.1:%d", outPort))
+	// Port 25's smtpd now runs the inbound role ...
+	inst.Send(t, "sender@customer.test", []string{"orders@shop.test"}, postfixtest.Header("Subject", "after apply"))
+	waitFor(t, d, time.Minute, "the post", func() bool { return len(recv.received("/orders")) == 1 })
+	// ... and the submission service the outbound one.
+	o, err := exec.Command("swaks", "--server", "127.0.0.1", "--port", fmt.Sprint(subPort), "--helo", postfixtest.ClientHelo,
+		"--from", "app@shop.test", "--to", "x@"+postfixtest.DomainOK, "--header", "Subject: relayed").CombinedOutput()
+	m := regexpQueued.FindSubmatch(o)
+	if err != nil || m == nil {
+		t.Fatalf("swaks: %v\n%s", err, o)
+	}
+	st, err := sqlite.Open(db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if obs, ok, err := st.Observation(context.Background(), "e2e", string(m[1])); err != nil || !ok || obs.Subject != "relayed" {
+		t.Errorf("observation %+v %v %v", obs, ok, err)
+	}
+}
