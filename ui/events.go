@@ -137,6 +137,10 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
+	// A million rows take seconds to write to a slow client: lift the
+	// server's write deadline for this response (a recorder in tests has
+	// none to lift).
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	name := "posthorn-events-" + s.now().In(s.loc).Format("20060102-150405") + ".csv"
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
