@@ -244,6 +244,19 @@ func TestSessionCookie(t *testing.T) {
 	if resp, _ := c.get("/events"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("session idle past its timeout: %s", resp.Status)
 	}
+
+	// The dashboard's polling does not count as use.
+	c.login()
+	for range 3 {
+		e.clock.Advance(10 * time.Minute)
+		if resp, _ := c.get(livePath, "HX-Request", "true", "HX-Target", "live"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("polling within the idle timeout: %s", resp.Status)
+		}
+	}
+	e.clock.Advance(time.Minute)
+	if resp, _ := c.get("/events"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("polling kept an unattended session alive: %s", resp.Status)
+	}
 }
 
 func TestSessionCookieTLS(t *testing.T) {

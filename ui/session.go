@@ -85,6 +85,9 @@ func sessionCSRF(cookie string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// livePath is the dashboard part htmx polls.
+const livePath = "/dashboard/live"
+
 // touchEvery limits how often a session's last-use time is written: the
 // idle timeout is an hour by default, and a write per request would
 // compete with the log reader for the one writer connection.
@@ -115,7 +118,9 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, ri *info) 
 		s.clearCookie(w, sessionCookie)
 		return false
 	}
-	if now.Sub(seen) >= touchEvery {
+	// The dashboard's polling is no sign of a person: it must not keep
+	// an open but unattended tab logged in past the idle timeout.
+	if now.Sub(seen) >= touchEvery && r.URL.Path != livePath {
 		if err := s.store.TouchSession(ctx, id, now); err != nil {
 			s.log.Error("console: touch session", "err", err)
 		}

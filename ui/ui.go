@@ -231,7 +231,7 @@ func (s *Server) routes() []route {
 
 		{"POST /logout", session, s.logout},
 		{"GET /{$}", session, s.dashboard},
-		{"GET /dashboard/live", session, s.dashboardLive},
+		{"GET " + livePath, session, s.dashboardLive},
 		{"GET /events", session, s.eventLog},
 		{"GET /events/{time}/{id}", session, s.eventDetail},
 		{"GET /events.csv", session, s.eventCSV},
