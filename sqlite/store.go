@@ -299,7 +299,16 @@ func (s *Store) write(ctx context.Context, durable bool, fn func(*sql.Tx) error)
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		// database/sql rolls a transaction back as soon as its context
+		// ends, and Commit then only says the transaction is done: name
+		// the cause instead.
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, sql.ErrTxDone) {
+			return cerr
+		}
+		return err
+	}
+	return nil
 }
 
 // Close closes both pools. Closing the last connection checkpoints the WAL
