@@ -46,6 +46,7 @@ func benchLog(b *testing.B) string {
 			benchLogErr = err
 			return
 		}
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 		benchLogPath = filepath.Join(dir, "mail.log")
 		f, err := os.Create(benchLogPath)
 		if err != nil {

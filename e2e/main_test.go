@@ -19,6 +19,10 @@ import (
 // posthorn is the binary under test, built once by TestMain.
 var posthorn string
 
+// cleanups run after all tests and benchmarks, for what outlives one of
+// them (the benchmark log shared by several benchmarks).
+var cleanups []func()
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "posthorn-e2e-")
 	if err != nil {
@@ -33,6 +37,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
