@@ -34,6 +34,9 @@ type inbound struct {
 	matches [][]string
 }
 
+// log is the logger of the transaction. Decisions are logged at debug
+// level: the inbound log in the store and Postfix's own log record them,
+// and spam would flood the daemon's log.
 func (t *inbound) log() *slog.Logger {
 	return t.srv.o.Log.With("role", "inbound", "queue_id", t.queueID)
 }
@@ -98,7 +101,7 @@ func (t *inbound) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.
 		t.pass = append(t.pass, rcpt)
 		return gomilter.RespContinue, nil
 	}
-	t.log().Info("recipient refused", "rcpt", rcpt, "from", t.from, "reply", d.Reply.String())
+	t.log().Debug("recipient refused", "rcpt", rcpt, "from", t.from, "reply", d.Reply.String())
 	if d.Verdict != RcptUnknownDomain || t.policy.LogDenied() {
 		t.deny([]string{rcpt}, "", "", d.Reason)
 	}
@@ -166,7 +169,7 @@ func (t *inbound) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 	d := t.policy.Message(t.fields, t.rcpts)
 	if d.Reject {
 		from, mid := t.headerFromAndID()
-		t.log().Info("message refused", "from", from, "reply", d.Reply.String())
+		t.log().Debug("message refused", "from", from, "reply", d.Reply.String())
 		t.deny(t.rcpts, from, mid, d.Reason)
 		t.refusal = &d.Reply
 		return nil, nil
@@ -218,7 +221,7 @@ func (t *inbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	case t.refusal != nil:
 		return respond(*t.refusal), nil
 	case t.tooBig:
-		t.log().Info("message refused", "reply", replyTooBig.String(), "size", t.size)
+		t.log().Debug("message refused", "reply", replyTooBig.String(), "size", t.size)
 		return respond(replyTooBig), nil
 	case !t.active || t.matches == nil:
 		return respond(replyTempStore), nil
@@ -279,7 +282,7 @@ func (t *inbound) capture() error {
 	if err := t.srv.o.Spool.Capture(ctx, msg); err != nil {
 		return err
 	}
-	t.log().Info("message captured", "from", p.From, "rcpts", len(t.rcpts), "size", t.size,
+	t.log().Debug("message captured", "from", p.From, "rcpts", len(t.rcpts), "size", t.size,
 		"attachments", len(p.Attachments), "problems", len(p.Problems))
 	return nil
 }

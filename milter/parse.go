@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // decode every charset x/text knows, ISO-2022-JP and Shift_JIS included
@@ -121,7 +122,9 @@ func Parse(fields []Field, body io.Reader, o ParseOptions) (*Parsed, error) {
 		h.Add(f.Name, unfold(f.Raw))
 	}
 	w := walker{p: p, o: o, hint: hint}
-	e, err := message.New(h, newLineBreaker(body, maxLine))
+	lb := newLineBreaker(body, maxLine)
+	defer lb.release()
+	e, err := message.New(h, lb)
 	if err != nil {
 		p.problem("message: %v", err)
 	}
@@ -312,8 +315,20 @@ type lineBreaker struct {
 	err     error
 }
 
+// lineBuffers keeps lineBreaker buffers between messages: allocating and
+// zeroing them for every message showed in the milter's latency.
+var lineBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
 func newLineBreaker(r io.Reader, max int) *lineBreaker {
-	return &lineBreaker{r: r, max: max, buf: make([]byte, 32<<10)}
+	return &lineBreaker{r: r, max: max, buf: lineBuffers.Get().(*[32 << 10]byte)[:]}
+}
+
+// release returns the buffer; the lineBreaker is not used afterwards.
+func (l *lineBreaker) release() {
+	if cap(l.buf) == 32<<10 {
+		lineBuffers.Put((*[32 << 10]byte)(l.buf[:32<<10]))
+	}
+	l.buf, l.out, l.pending = nil, nil, nil
 }
 
 func (l *lineBreaker) Read(p []byte) (int, error) {

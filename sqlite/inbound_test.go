@@ -180,6 +180,19 @@ func TestCaptureAllOrNothing(t *testing.T) {
 			t.Errorf("%s: %d rows after a failed capture", table, n)
 		}
 	}
+	// A capture past its deadline (the milter has answered 451 by then)
+	// stores nothing either.
+	expired, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Capture(expired, testMessage()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Capture after the deadline = %v", err)
+	}
+	for _, table := range []string{"inbound_messages", "inbound_log"} {
+		var n int
+		if err := s.w.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d rows after a capture past its deadline", table, n)
+		}
+	}
 	m = testMessage()
 	for i := range m.Recipients {
 		m.Recipients[i].Filters = nil
