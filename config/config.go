@@ -262,7 +262,8 @@ type Milter struct {
 
 	// On shutdown, how long open SMTP transactions may take to finish
 	// before their milter connections are closed (Postfix then answers
-	// with a temporary failure). From 1s to 10m.
+	// with a temporary failure). From 1s to 10m; keep it below the
+	// service's TimeoutStopSec (30s).
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
 	// Directory for large messages and attachments while they are
@@ -310,7 +311,7 @@ func defaults() Config {
 			MaxMessageSize:  64 << 20,
 			MetadataHeader:  "X-Api-Data",
 			CaptureTimeout:  Duration(time.Minute),
-			ShutdownTimeout: Duration(30 * time.Second),
+			ShutdownTimeout: Duration(20 * time.Second),
 			ObservationTTL:  Duration(7 * 24 * time.Hour),
 			PostConcurrency: 4,
 		},

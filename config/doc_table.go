@@ -234,8 +234,8 @@ var fields = []Field{
 	{
 		Key:     "milter.shutdown_timeout",
 		Type:    "duration",
-		Default: `"30s"`,
-		Doc:     "On shutdown, how long open SMTP transactions may take to finish before their milter connections are closed (Postfix then answers with a temporary failure). From 1s to 10m.",
+		Default: `"20s"`,
+		Doc:     "On shutdown, how long open SMTP transactions may take to finish before their milter connections are closed (Postfix then answers with a temporary failure). From 1s to 10m; keep it below the service's TimeoutStopSec (30s).",
 	},
 	{
 		Key:     "milter.temp_dir",
