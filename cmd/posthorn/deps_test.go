@@ -22,6 +22,7 @@ var allowed = map[string][]string{
 	"dispatcher": {"event", "settings"},
 	"milter":     {"event", "settings"},
 	"ui":         {"event", "settings"},
+	"blocks":     {"event"},
 }
 
 // Third-party modules each package may use; anything else is refused so a
@@ -35,6 +36,7 @@ var thirdParty = map[string][]string{
 	"dispatcher": {},
 	"milter":     {"github.com/d--j/go-milter", "github.com/emersion/go-message", "golang.org/x/text"},
 	"ui":         {"github.com/a-h/templ", "golang.org/x/crypto", "golang.org/x/sys"},
+	"blocks":     {},
 }
 
 func TestImportRules(t *testing.T) {
