@@ -546,3 +546,56 @@ func TestPostfixConfigApply(t *testing.T) {
 		t.Errorf("observation %+v %v %v", obs, ok, err)
 	}
 }
+
+// TestInboundUnixSocket: the inbound role on a unix socket inside Postfix's
+// queue directory, group postfix, mode 0660, as Debian's chrooted smtpd
+// needs it; postfix-config names it relative to the queue directory.
+func TestInboundUnixSocket(t *testing.T) {
+	recv := startInboundReceiver(t)
+	inst := postfixtest.Start(t, postfixtest.Options{})
+	sockDir := filepath.Join(inst.QueueDir(), "posthorn")
+	if err := os.Mkdir(sockDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	grp, err := exec.Command("getent", "group", "postfix").Output()
+	if err != nil {
+		t.Fatalf("group postfix: %v", err)
+	}
+	gid := 0
+	fmt.Sscanf(strings.Split(string(grp), ":")[2], "%d", &gid)
+	if err := os.Chown(sockDir, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(sockDir, "inbound.sock")
+	dir := testDir(t)
+	cfg := writeConfig(t, dir, inst.MaillogPath(), fmt.Sprintf("[milter]\ninbound = \"unix:%s\"\nsocket_group = \"postfix\"\nsocket_mode = \"0660\"\n", sock))
+	posthornCmd(t, 0, "postfix-config", "--apply", "--postfix-dir", inst.ConfigDir(), "--config", cfg)
+	if got := inst.Postconf(t, "smtpd_milters"); !strings.HasPrefix(got, "{ unix:posthorn/inbound.sock,") {
+		t.Errorf("smtpd_milters = %q", got)
+	}
+	settingsFile := filepath.Join(dir, "inbound.yaml")
+	if err := os.WriteFile(settingsFile, []byte(inboundSettingsYAML(recv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	posthornCmd(t, 0, "settings", "import", settingsFile, "--config", cfg)
+	d := startServe(t, cfg)
+	waitFor(t, d, 30*time.Second, "the milter socket", func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode: %v %v", fi, err)
+	}
+	inst.Send(t, "sender@customer.test", []string{"orders@shop.test"}, postfixtest.Header("Subject", "over a unix socket"))
+	waitFor(t, d, time.Minute, "the post", func() bool { return len(recv.received("/orders")) == 1 })
+	if _, err := d.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the socket is left behind after shutdown: %v", err)
+	}
+}

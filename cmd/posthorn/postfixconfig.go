@@ -38,7 +38,7 @@ type postfixSetting struct {
 // postfixSettings computes the Postfix side of the [milter] table.
 // queueDir is Postfix's queue_directory: smtpd runs chrooted there
 // (Debian's default), so a unix socket must be inside it and is named
-// relative to it (MILTER.md §1.4, MILTER_README "inet: and unix:").
+// relative to it (MILTER.md §1.4, MILTER_README).
 func postfixSettings(mc config.Milter, queueDir string, services []string, nonSMTPD bool) (mainCF, masterCF []postfixSetting, err error) {
 	if mc.Inbound == "" && mc.Outbound == "" {
 		return nil, nil, errors.New("no milter role is configured: set [milter] inbound and/or outbound in the config file")
@@ -53,7 +53,10 @@ func postfixSettings(mc config.Milter, queueDir string, services []string, nonSM
 			return "", fmt.Errorf("socket %s is outside Postfix's queue directory %s: smtpd runs chrooted there and cannot reach it; put it under %s (e.g. %s/posthorn/inbound.sock) or use inet:127.0.0.1:PORT",
 				path, queueDir, queueDir, queueDir)
 		}
-		return "unix:/" + rel, nil
+		// Relative: Postfix resolves it against the queue directory
+		// whether or not smtpd is chrooted (MILTER.md §1.4), while an
+		// absolute path is taken as is when it is not.
+		return "unix:" + rel, nil
 	}
 	mainCF = append(mainCF,
 		postfixSetting{name: "milter_protocol", value: "6",
