@@ -187,7 +187,8 @@ func ptr[T any](v T) *T { return &v }
 // TestConsoleBrowser drives the web console in headless Chromium as a user
 // would: log in, get an out-of-range interval refused next to its field,
 // save valid settings, search the event log, page through it, open a
-// detail dialog, download the CSV, read the inbound log, add a condition
+// detail dialog, download the CSV, read the inbound log, download it as an
+// AES-256 ZIP and open it with 7-Zip, add a condition
 // row to a filter, delete the filter with a wrong then the right
 // password, switch to Japanese, log out. A
 // screenshot of every screen goes to test-output/ui.
@@ -439,31 +440,36 @@ func TestConsoleBrowser(t *testing.T) {
 
 	// CSV: every matching row, not only the 100 shown.
 	dlDir := t.TempDir()
-	progress := chromedp.Events(ctx, browser.DownloadProgress)
-	do("download the CSV",
-		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-				Behavior:      browser.SetDownloadBehaviorBehaviorAllowAndName,
-				DownloadPath:  dlDir,
-				EventsEnabled: ptr(true),
-			})
-			return err
-		}),
-		chromedp.Click(css(`[data-testid="csv"]`)),
-	)
-	var csvPath string
-	for ev, err := range progress {
-		if err != nil {
-			t.Fatal(err)
+	// download runs the actions, which start a download, and returns the
+	// downloaded file's path once the browser reports it complete.
+	download := func(step string, actions ...chromedp.Action[chromedp.Void]) string {
+		t.Helper()
+		progress := chromedp.Events(ctx, browser.DownloadProgress)
+		do(step, append([]chromedp.Action[chromedp.Void]{
+			chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+				_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+					Behavior:      browser.SetDownloadBehaviorBehaviorAllowAndName,
+					DownloadPath:  dlDir,
+					EventsEnabled: ptr(true),
+				})
+				return err
+			}),
+		}, actions...)...)
+		for ev, err := range progress {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.State == browser.DownloadProgressStateCanceled {
+				t.Fatalf("%s: the download was cancelled", step)
+			}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				return filepath.Join(dlDir, ev.GUID)
+			}
 		}
-		if ev.State == browser.DownloadProgressStateCanceled {
-			t.Fatal("the download was cancelled")
-		}
-		if ev.State == browser.DownloadProgressStateCompleted {
-			csvPath = filepath.Join(dlDir, ev.GUID)
-			break
-		}
+		t.Fatalf("%s: the browser reported no finished download", step)
+		return ""
 	}
+	csvPath := download("download the CSV", chromedp.Click(css(`[data-testid="csv"]`)))
 	f, err := os.Open(csvPath)
 	if err != nil {
 		t.Fatal(err)
@@ -497,6 +503,44 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("inbound detail of %q", got)
 	}
 	shot("13-inbound-detail")
+
+	// Inbound download: a password (refused when too short, next to the
+	// field), then the CSV inside an AES-256 ZIP that 7-Zip opens.
+	do("inbound download form",
+		chromedp.Navigate(c.url+"/inbound?status=succeeded"),
+		chromedp.WaitVisible(css(`[data-testid="zip"]`)),
+		chromedp.Click(css(`[data-testid="zip"]`)),
+		chromedp.WaitVisible(css(`[data-testid="zip-form"]`)),
+		chromedp.SendKeys(css("#zip_password"), "short"),
+		chromedp.SendKeys(css("#zip_password_confirm"), "short"),
+		chromedp.Click(css(`[data-testid="zip-submit"]`)),
+		chromedp.WaitVisible(css(`[data-testid="zip-error"]`)),
+	)
+	shot("13b-inbound-download")
+	const zipPassword = "zip pass 2026"
+	zipPath := download("download the inbound ZIP",
+		chromedp.SendKeys(css("#zip_password"), zipPassword),
+		chromedp.SendKeys(css("#zip_password_confirm"), zipPassword),
+		chromedp.Click(css(`[data-testid="zip-submit"]`)),
+	)
+	out := filepath.Join(t.TempDir(), "zip")
+	if msg, err := exec.Command(sevenZip(t), "x", "-p"+zipPassword, "-o"+out, zipPath).CombinedOutput(); err != nil {
+		t.Fatalf("7z x: %v\n%s", err, msg)
+	}
+	f, err = os.Open(filepath.Join(out, "inbound-log.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err = csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 25 rows, every third denied: 16 succeeded, oldest first.
+	wantHeader := "received,status,from,to,hostName,messageId,filterName,reason"
+	if len(records) != 1+16 || strings.Join(records[0], ",") != wantHeader || records[1][1] != "succeeded" || records[1][3] != "support01@example.org" {
+		t.Errorf("inbound CSV: %d rows (want 16), header %q, first %q", len(records)-1, records[0], records[1])
+	}
 
 	// Inbound settings: the filter form adds a condition row without
 	// JavaScript, and deleting the filter asks for the password.
@@ -568,4 +612,18 @@ func TestConsoleBrowser(t *testing.T) {
 	if string(body) != "ok\n" {
 		t.Errorf("healthz: %q", body)
 	}
+}
+
+// sevenZip returns the 7-Zip command: 7z, or 7zz as Debian's 7zip package
+// calls it. .ci/setup installs it; without it the test fails, since the
+// inbound download cannot be checked otherwise.
+func sevenZip(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"7z", "7zz"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("7-Zip (7z or 7zz) is not installed: apt-get install 7zip")
+	return ""
 }

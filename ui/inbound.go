@@ -21,6 +21,9 @@ type InboundLog interface {
 	InboundEntry(ctx context.Context, id int64) (event.InboundLogEntry, bool, error)
 	// CountInboundSince counts the rows of each status from since on.
 	CountInboundSince(ctx context.Context, since time.Time) (map[event.InboundStatus]int64, error)
+	// EachInboundLog calls fn for every row q selects, oldest first, in
+	// constant memory (the download).
+	EachInboundLog(ctx context.Context, q event.InboundQuery, fn func(*event.InboundLogEntry) error) error
 }
 
 // InboundSettings reads and writes the Inbound Webhook's settings; ok is
@@ -86,6 +89,8 @@ func (s inboundSearch) values(page int) url.Values {
 }
 
 func (s inboundSearch) pageURL(page int) string { return withQuery("/inbound", s.values(page)) }
+
+func (s inboundSearch) downloadURL() string { return withQuery("/inbound/download", s.values(0)) }
 
 func inboundKey(e *event.InboundLogEntry) string {
 	return "/inbound/" + strconv.FormatInt(e.ID, 10)

@@ -240,6 +240,8 @@ func (s *Server) routes() []route {
 		{"POST /settings/event-webhook/test", session, s.testWebhook},
 		{"GET /inbound", session, s.inboundLog},
 		{"GET /inbound/{id}", session, s.inboundDetail},
+		{"GET /inbound/download", session, s.inboundDownloadPage},
+		{"POST /inbound.zip", session, s.inboundZip},
 		{"GET /settings/inbound", session, s.inboundSettingsPage},
 		{"POST /settings/inbound", session, s.saveInbound},
 		{"GET /settings/inbound/filter", session, s.filterPage},

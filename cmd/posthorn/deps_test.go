@@ -21,7 +21,8 @@ var allowed = map[string][]string{
 	"sqlite":     {"event", "settings"},
 	"dispatcher": {"event", "settings"},
 	"milter":     {"event", "settings"},
-	"ui":         {"event", "settings"},
+	"ui":         {"event", "settings", "zipaes"},
+	"zipaes":     {},
 	"blocks":     {"event"},
 }
 
@@ -36,6 +37,7 @@ var thirdParty = map[string][]string{
 	"dispatcher": {},
 	"milter":     {"github.com/d--j/go-milter", "github.com/emersion/go-message", "golang.org/x/text"},
 	"ui":         {"github.com/a-h/templ", "golang.org/x/crypto", "golang.org/x/sys"},
+	"zipaes":     {},
 	"blocks":     {},
 }
 

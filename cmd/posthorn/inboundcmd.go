@@ -19,6 +19,7 @@ import (
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
+	"github.com/posthorn/posthorn/zipaes"
 )
 
 const logInboundUsage = `usage:
@@ -174,13 +175,13 @@ func writeInboundCSV(ctx context.Context, store *sqlite.Store, q event.InboundQu
 func writeInboundZip(ctx context.Context, store *sqlite.Store, q event.InboundQuery, file, password string, stdout io.Writer) error {
 	fill := func(w io.Writer) error { return writeInboundCSV(ctx, store, q, w) }
 	if file == "-" {
-		return writeEncryptedZip(stdout, "inbound-log.csv", password, time.Now(), fill)
+		return zipaes.Write(stdout, "inbound-log.csv", password, time.Now(), fill)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(file), ".posthorn-log-*.zip")
 	if err != nil {
 		return err
 	}
-	err = writeEncryptedZip(tmp, "inbound-log.csv", password, time.Now(), fill)
+	err = zipaes.Write(tmp, "inbound-log.csv", password, time.Now(), fill)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -1,4 +1,4 @@
-package main
+package zipaes
 
 import (
 	"bytes"
@@ -52,7 +52,7 @@ func TestEncryptedZipOpensWith7Zip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = writeEncryptedZip(f, "inbound-log.csv", c.password, time.Date(2026, 3, 14, 9, 30, 0, 0, time.Local), func(w io.Writer) error {
+			err = Write(f, "inbound-log.csv", c.password, time.Date(2026, 3, 14, 9, 30, 0, 0, time.Local), func(w io.Writer) error {
 				// Written in pieces, as the export writes rows.
 				for rest := c.content; rest != ""; {
 					n := min(len(rest), 4097)
@@ -99,11 +99,11 @@ func TestEncryptedZipOpensWith7Zip(t *testing.T) {
 
 func TestEncryptedZipErrors(t *testing.T) {
 	var b bytes.Buffer
-	if err := writeEncryptedZip(&b, "x.csv", "", time.Now(), func(io.Writer) error { return nil }); err == nil {
+	if err := Write(&b, "x.csv", "", time.Now(), func(io.Writer) error { return nil }); err == nil {
 		t.Error("empty password accepted")
 	}
 	boom := errors.New("boom")
-	if err := writeEncryptedZip(&b, "x.csv", "pw", time.Now(), func(io.Writer) error { return boom }); !errors.Is(err, boom) {
+	if err := Write(&b, "x.csv", "pw", time.Now(), func(io.Writer) error { return boom }); !errors.Is(err, boom) {
 		t.Errorf("fill error = %v", err)
 	}
 	if tm, dt := dosDateTime(time.Date(2026, 3, 14, 9, 30, 59, 0, time.Local)); tm != 9<<11|30<<5|29 || dt != 46<<9|3<<5|14 {

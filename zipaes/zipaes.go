@@ -1,4 +1,9 @@
-package main
+// Package zipaes writes a ZIP archive holding one file encrypted with
+// WinZip's AES-256 encryption (AE-2), which 7-Zip, WinZip and the file
+// managers of Windows 11 and macOS open. The standard library's
+// archive/zip cannot encrypt. Posthorn uses it for the inbound log's
+// download (WIRE.md §5), from the CLI and the web console.
+package zipaes
 
 import (
 	"bufio"
@@ -18,13 +23,9 @@ import (
 	"time"
 )
 
-// This file writes a ZIP archive holding one file encrypted with WinZip's
-// AES encryption, version AE-2, AES-256 (WinZip, "AES Encryption
-// Information: Encryption Specification AE-1 and AE-2", and PKWARE's
-// APPNOTE.TXT 6.3 for the ZIP structures). The inbound log export uses it
-// (WIRE.md §5: a ZIP encrypted with AES-256); 7-Zip, WinZip, Windows 11's
-// Explorer and macOS's Archive Utility open it. The standard library's
-// archive/zip cannot encrypt.
+// The format: WinZip, "AES Encryption Information: Encryption
+// Specification AE-1 and AE-2", and PKWARE's APPNOTE.TXT 6.3 for the ZIP
+// structures.
 //
 // The file's data is, in order: a 16-byte random salt, a 2-byte password
 // verification value, the deflated content encrypted with AES-256 in CTR
@@ -54,10 +55,11 @@ const (
 // vendor ID "AE", strength 3 (AES-256), then the real compression method.
 var aesExtra = []byte{0x01, 0x99, 0x07, 0x00, 0x02, 0x00, 'A', 'E', 0x03, zipMethodDeflate, 0x00}
 
-// writeEncryptedZip writes a ZIP archive to w holding one file, name,
-// whose content fill writes. The archive streams: nothing is held in
-// memory but buffers.
-func writeEncryptedZip(w io.Writer, name, password string, modTime time.Time, fill func(io.Writer) error) error {
+// Write writes a ZIP archive to w holding one file, name, whose content
+// fill writes, encrypted with password. The archive streams: nothing is
+// held in memory but buffers, so fill may write gigabytes. An error from
+// fill is returned as it is; the archive is then incomplete.
+func Write(w io.Writer, name, password string, modTime time.Time, fill func(io.Writer) error) error {
 	if password == "" {
 		return errors.New("write zip: empty password")
 	}
