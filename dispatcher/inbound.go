@@ -21,11 +21,16 @@ import (
 // result, and keeps the inbound log rows of the POST in the same state.
 type InboundOutbox interface {
 	// DueInbound returns up to limit queued or deferred POSTs whose next
-	// attempt is at or before now, in due order.
-	DueInbound(ctx context.Context, now time.Time, limit int) ([]InboundPost, error)
-	// NextInboundDue returns the earliest next attempt of a pending POST;
-	// ok is false when none is pending.
-	NextInboundDue(ctx context.Context) (at time.Time, ok bool, err error)
+	// attempt is at or before now, in due order, leaving out the filters
+	// named in skip.
+	DueInbound(ctx context.Context, now time.Time, skip []string, limit int) ([]InboundPost, error)
+	// NextInboundDue returns the earliest next attempt of a pending POST of
+	// a filter not named in skip; ok is false when there is none.
+	NextInboundDue(ctx context.Context, skip []string) (at time.Time, ok bool, err error)
+	// ExpireInbound fails, without an attempt, every queued or deferred
+	// POST of filter captured before createdBefore, with the reason prefix
+	// and the POST's own last reason (or fallback); it returns how many.
+	ExpireInbound(ctx context.Context, filter string, createdBefore, at time.Time, prefix, fallback string) (int, error)
 	// InboundMessage returns a captured message; its attachments' Content
 	// read from the store as they are read.
 	InboundMessage(ctx context.Context, id int64) (*event.InboundMessage, error)
@@ -99,8 +104,12 @@ type Inbound struct {
 	posters map[string]*Poster      // by CA file
 }
 
+// farFuture is a capture time no POST has: "all of them".
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // filterState is what the dispatcher remembers of a filter's endpoint.
 type filterState struct {
+	name       string    // as the POSTs name it
 	failing    bool      // the last attempt failed temporarily: probe one at a time
 	until      time.Time // no attempt before this
 	lastReason string    // of that failure, for posts that expire untried
@@ -179,7 +188,10 @@ func (d *Inbound) closePosters() {
 // returns when the next round is due (the zero time: nothing pending).
 func (d *Inbound) Round(ctx context.Context) (time.Time, error) {
 	now := d.o.Now()
-	due, err := d.o.Outbox.DueInbound(ctx, now, d.o.Page)
+	// The POSTs of a filter that backs off are left in the store: a dead
+	// endpoint's backlog neither fills every page nor delays the others.
+	skip := d.backingOff(now)
+	due, err := d.o.Outbox.DueInbound(ctx, now, skip, d.o.Page)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -210,34 +222,43 @@ func (d *Inbound) Round(ctx context.Context) (time.Time, error) {
 	if len(due) == d.o.Page && moved {
 		return d.o.Now(), nil // a full page: more may be due now
 	}
-	return d.nextRound(ctx, now)
+	return d.nextRound(ctx)
 }
 
-// nextRound is the earliest of the next due POST and the end of a
-// filter's back-off, never before the back-off of the filter that holds
-// the due POSTs.
-func (d *Inbound) nextRound(ctx context.Context, now time.Time) (time.Time, error) {
-	next, ok, err := d.o.Outbox.NextInboundDue(ctx)
-	if err != nil || !ok {
-		return time.Time{}, err
-	}
-	if next.After(now) {
-		return next, nil
-	}
-	// Something is due but its filter backs off: wake when the first
-	// back-off ends.
+// backingOff names the filters whose endpoint backs off at now.
+func (d *Inbound) backingOff(now time.Time) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var earliest time.Time
+	var out []string
 	for _, st := range d.filters {
-		if st.until.After(now) && (earliest.IsZero() || st.until.Before(earliest)) {
-			earliest = st.until
+		if st.until.After(now) && st.name != "" {
+			out = append(out, st.name)
 		}
 	}
-	if earliest.IsZero() {
-		return now, nil
+	return out
+}
+
+// nextRound is the earliest of the next due POST of a filter that does not
+// back off and the end of the first back-off (whose filter may have POSTs
+// due then). The zero time means nothing is pending.
+func (d *Inbound) nextRound(ctx context.Context) (time.Time, error) {
+	now := d.o.Now()
+	skip := d.backingOff(now)
+	next, ok, err := d.o.Outbox.NextInboundDue(ctx, skip)
+	if err != nil {
+		return time.Time{}, err
 	}
-	return earliest, nil
+	if !ok {
+		next = time.Time{}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, st := range d.filters {
+		if st.until.After(now) && (next.IsZero() || st.until.Before(next)) {
+			next = st.until
+		}
+	}
+	return next, nil
 }
 
 func (d *Inbound) state(key string) *filterState {
@@ -267,34 +288,48 @@ func (d *Inbound) poster(caFile string) (*Poster, error) {
 
 // filterRound handles the due POSTs of one filter; it reports whether any
 // of them changed state.
-func (d *Inbound) filterRound(ctx context.Context, s settings.Inbound, key string, byFilter []InboundPost, now time.Time) (bool, error) {
-	posts := byFilter
+func (d *Inbound) filterRound(ctx context.Context, s settings.Inbound, key string, posts []InboundPost, now time.Time) (bool, error) {
+	name := posts[0].Filter
 	f, ok := s.Filter(key)
 	if !ok {
 		// The filter was deleted: its messages have nowhere to go.
-		for _, p := range posts {
-			if err := d.end(ctx, p, now, fmt.Sprintf("filter %q no longer exists", p.Filter)); err != nil {
-				return true, err
-			}
-		}
-		return len(posts) > 0, nil
+		reason := fmt.Sprintf("filter %q no longer exists", name)
+		n, err := d.o.Outbox.ExpireInbound(context.WithoutCancel(ctx), name, farFuture, now, reason, "")
+		d.log.Warn("inbound posts failed", "filter", name, "posts", n, "reason", reason)
+		return true, err
 	}
 	st := d.state(key)
 	d.mu.Lock()
+	st.name = name
 	until, failing, lastReason := st.until, st.failing, st.lastReason
 	d.mu.Unlock()
-	if until.After(now) || failing {
-		// The endpoint fails. Posts whose retry period is over fail now,
-		// with its last error, rather than each waiting for a probe of
-		// its own.
-		var err error
-		if posts, err = d.expire(ctx, posts, f, now, lastReason); err != nil {
+	if until.After(now) {
+		return false, nil
+	}
+	moved := false
+	if failing {
+		// Before probing a failing endpoint, the posts whose retry period
+		// is over fail together, with its last error, rather than each
+		// waiting for a probe of its own.
+		period := time.Duration(f.RetryPeriod)
+		n, err := d.o.Outbox.ExpireInbound(context.WithoutCancel(ctx), name, now.Add(-period), now, "retry period over", lastReason)
+		if err != nil {
 			return true, err
 		}
-	}
-	moved := len(posts) < len(byFilter)
-	if until.After(now) || len(posts) == 0 {
-		return moved, nil
+		if n > 0 {
+			moved = true
+			d.log.Warn("inbound posts failed", "filter", name, "posts", n, "reason", "retry period over: "+lastReason)
+			live := posts[:0:0]
+			for _, p := range posts {
+				if !p.Created.Before(now.Add(-period)) {
+					live = append(live, p)
+				}
+			}
+			posts = live
+		}
+		if len(posts) == 0 {
+			return moved, nil
+		}
 	}
 	live := posts
 	poster, err := d.poster(f.CAFile)
@@ -349,26 +384,6 @@ func (d *Inbound) filterRound(ctx context.Context, s settings.Inbound, key strin
 	return moved, nil
 }
 
-// expire fails, without an attempt, the posts whose retry period is over,
-// and returns the others.
-func (d *Inbound) expire(ctx context.Context, posts []InboundPost, f settings.InboundFilter, now time.Time, lastReason string) ([]InboundPost, error) {
-	var live []InboundPost
-	for _, p := range posts {
-		if now.Before(p.Created.Add(time.Duration(f.RetryPeriod))) {
-			live = append(live, p)
-			continue
-		}
-		reason := p.LastReason
-		if reason == "" {
-			reason = lastReason
-		}
-		if err := d.end(ctx, p, now, strings.TrimSuffix("retry period over: "+reason, ": ")); err != nil {
-			return live, err
-		}
-	}
-	return live, nil
-}
-
 // backoff marks a filter as failing until its next probe, after the
 // temporary failure res.
 func (d *Inbound) backoff(st *filterState, now time.Time, f settings.InboundFilter, res Result) {
@@ -377,14 +392,6 @@ func (d *Inbound) backoff(st *filterState, now time.Time, f settings.InboundFilt
 	st.failing = true
 	st.until = now.Add(max(f.RetryIntervalDuration(), res.RetryAfter))
 	st.lastReason = res.Reason
-}
-
-// end fails a POST without an attempt.
-func (d *Inbound) end(ctx context.Context, p InboundPost, now time.Time, reason string) error {
-	d.log.Warn("inbound post failed", "filter", p.Filter, "webhook_id", p.WebhookID, "reason", reason)
-	return d.o.Outbox.RecordInbound(context.WithoutCancel(ctx), InboundAttempt{
-		Post: p.ID, At: now, State: string(event.InboundFailed), Reason: reason,
-	})
 }
 
 // attempt makes one POST and records its outcome. Its error is the

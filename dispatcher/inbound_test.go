@@ -536,3 +536,38 @@ wait:
 		t.Errorf("status %s", got)
 	}
 }
+
+// TestInboundBackoffDoesNotBlockOthers: a failing filter's backlog, larger
+// than a page, neither hides a healthy filter's later message nor delays
+// its next round.
+func TestInboundBackoffDoesNotBlockOthers(t *testing.T) {
+	sc := newScenario(t)
+	d, err := dispatcher.NewInbound(dispatcher.InboundOptions{Outbox: sc.store, Settings: func() settings.Inbound { return sc.set },
+		Now: sc.clock.Now, Concurrency: 2, Page: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.d = d
+	sc.recv.set("/a", 503)
+	for range 10 {
+		sc.capture("a")
+	}
+	sc.round() // a fails: it backs off for a minute
+	sc.clock.advance(time.Second)
+	sc.capture("b")
+	next := sc.round()
+	if got := sc.statuses("b"); got != "succeeded" {
+		t.Errorf("b's message behind a's backlog: %s", got)
+	}
+	if want := sc.clock.Now().Add(59 * time.Second); !next.Equal(want) {
+		t.Errorf("next round %v, want the end of a's back-off %v", next, want)
+	}
+	sc.clock.advance(5 * time.Second)
+	sc.capture("c")
+	if next := sc.round(); sc.statuses("c") != "succeeded" || next.IsZero() {
+		t.Errorf("c: %s, next %v", sc.statuses("c"), next)
+	}
+	if n := len(sc.recv.requests("/a")); n != 2 {
+		t.Errorf("%d requests to the failing endpoint, want 2 (one page's worth of concurrency)", n)
+	}
+}

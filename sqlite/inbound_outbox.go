@@ -44,12 +44,21 @@ type InboundAttempt = struct {
 }
 
 // DueInbound returns up to limit POSTs in state queued or deferred that are
-// due at now, in due order.
-func (s *Store) DueInbound(ctx context.Context, now time.Time, limit int) ([]InboundPost, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, message, filter, recipients, webhook_id, attempts,
-			created_at, last_reason FROM inbound_posts
-		WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ?
-		ORDER BY next_attempt_at, id LIMIT ?`, boundNanos(now), limit)
+// due at now, in due order, leaving out the filters named in skip (those
+// whose endpoint is backing off).
+func (s *Store) DueInbound(ctx context.Context, now time.Time, skip []string, limit int) ([]InboundPost, error) {
+	query := `SELECT id, message, filter, recipients, webhook_id, attempts, created_at, last_reason
+		FROM inbound_posts WHERE state IN ('queued', 'deferred') AND next_attempt_at <= ?`
+	args := []any{boundNanos(now)}
+	if len(skip) > 0 {
+		query += " AND filter NOT IN (?" + strings.Repeat(", ?", len(skip)-1) + ")"
+		for _, f := range skip {
+			args = append(args, f)
+		}
+	}
+	query += " ORDER BY next_attempt_at, id LIMIT ?"
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read due inbound posts: %w", err)
 	}
@@ -72,13 +81,80 @@ func (s *Store) DueInbound(ctx context.Context, now time.Time, limit int) ([]Inb
 	return out, nil
 }
 
-// NextInboundDue returns the earliest next attempt of a pending POST; ok
-// is false when none is pending.
-func (s *Store) NextInboundDue(ctx context.Context) (time.Time, bool, error) {
-	var next sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT min(next_attempt_at) FROM inbound_posts
-		WHERE state IN ('queued', 'deferred')`).Scan(&next)
+// ExpireInbound fails, in one transaction and without an attempt, every
+// queued or deferred POST of filter captured before createdBefore: the
+// posts of a filter whose retry period ran out while its endpoint failed,
+// or of a deleted filter. Each gets the reason prefix + ": " + its own last
+// reason (or fallback when it was never tried); their log rows follow, and
+// messages left without a pending POST lose their content. It returns how
+// many POSTs it failed.
+func (s *Store) ExpireInbound(ctx context.Context, filter string, createdBefore, at time.Time, prefix, fallback string) (int, error) {
+	now := s.now().UnixNano()
+	run := context.WithoutCancel(ctx) // as in Capture
+	var n int
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(run, `UPDATE inbound_posts SET state = 'failed',
+				last_reason = ? || CASE WHEN last_reason <> '' THEN ': ' || last_reason WHEN ? <> '' THEN ': ' || ? ELSE '' END,
+				next_attempt_at = ?, updated_at = ?
+			WHERE filter = ? AND state IN ('queued', 'deferred') AND created_at < ?
+			RETURNING id, message, last_reason`,
+			prefix, fallback, fallback, boundNanos(at), now, filter, boundNanos(createdBefore))
+		if err != nil {
+			return err
+		}
+		type ended struct {
+			post, msg int64
+			reason    string
+		}
+		var all []ended
+		for rows.Next() {
+			var e ended
+			if err := rows.Scan(&e.post, &e.msg, &e.reason); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		msgs := map[int64]bool{}
+		for _, e := range all {
+			if _, err := tx.ExecContext(run, `UPDATE inbound_log SET status = 'failed', reason = ?, updated_at = ? WHERE post = ?`,
+				e.reason, now, e.post); err != nil {
+				return err
+			}
+			msgs[e.msg] = true
+		}
+		for m := range msgs {
+			if _, err := tx.ExecContext(run, `DELETE FROM inbound_messages WHERE id = ? AND NOT EXISTS
+				(SELECT 1 FROM inbound_posts WHERE message = ? AND state IN ('queued', 'deferred'))`, m, m); err != nil {
+				return err
+			}
+		}
+		n = len(all)
+		return nil
+	})
 	if err != nil {
+		return 0, fmt.Errorf("expire inbound posts of filter %q: %w", filter, err)
+	}
+	return n, nil
+}
+
+// NextInboundDue returns the earliest next attempt of a pending POST of a
+// filter not named in skip; ok is false when there is none.
+func (s *Store) NextInboundDue(ctx context.Context, skip []string) (time.Time, bool, error) {
+	query := `SELECT min(next_attempt_at) FROM inbound_posts WHERE state IN ('queued', 'deferred')`
+	var args []any
+	if len(skip) > 0 {
+		query += " AND filter NOT IN (?" + strings.Repeat(", ?", len(skip)-1) + ")"
+		for _, f := range skip {
+			args = append(args, f)
+		}
+	}
+	var next sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, query, args...).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("read next inbound post: %w", err)
 	}
 	if !next.Valid {

@@ -74,10 +74,10 @@ func TestCaptureAndPost(t *testing.T) {
 
 	// Posts are due from the capture on, one per filter, with the
 	// recipients each matched.
-	if due, err := s.DueInbound(ctx, inboundTime.Add(-time.Second), 10); err != nil || len(due) != 0 {
+	if due, err := s.DueInbound(ctx, inboundTime.Add(-time.Second), nil, 10); err != nil || len(due) != 0 {
 		t.Fatalf("due before the capture: %v %v", due, err)
 	}
-	due, err := s.DueInbound(ctx, inboundTime, 10)
+	due, err := s.DueInbound(ctx, inboundTime, nil, 10)
 	if err != nil || len(due) != 2 {
 		t.Fatalf("due: %+v %v", due, err)
 	}
@@ -86,7 +86,7 @@ func TestCaptureAndPost(t *testing.T) {
 		!due[0].Created.Equal(inboundTime) || !strings.HasPrefix(due[0].WebhookID, "msg_") || due[0].WebhookID == due[1].WebhookID {
 		t.Errorf("due posts %+v", due)
 	}
-	if next, ok, err := s.NextInboundDue(ctx); err != nil || !ok || !next.Equal(inboundTime) {
+	if next, ok, err := s.NextInboundDue(ctx, nil); err != nil || !ok || !next.Equal(inboundTime) {
 		t.Errorf("NextInboundDue = %v %v %v", next, ok, err)
 	}
 
@@ -120,10 +120,10 @@ func TestCaptureAndPost(t *testing.T) {
 	if err := s.RecordInbound(ctx, InboundAttempt{Post: due[1].ID, At: inboundTime, Attempted: true, State: "succeeded", Status: 200}); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.DueInbound(ctx, inboundTime, 10); len(got) != 0 {
+	if got, _ := s.DueInbound(ctx, inboundTime, nil, 10); len(got) != 0 {
 		t.Errorf("due after the attempts: %+v", got)
 	}
-	got, _ := s.DueInbound(ctx, later, 10)
+	got, _ := s.DueInbound(ctx, later, nil, 10)
 	if len(got) != 1 || got[0].ID != due[0].ID || got[0].Attempts != 1 || got[0].LastReason != "HTTP 503 Service Unavailable" {
 		t.Errorf("due later: %+v", got)
 	}
@@ -308,5 +308,62 @@ func TestObservations(t *testing.T) {
 	}
 	if _, ok, _ := s.Observation(ctx, "mx.test", "ABC"); !ok {
 		t.Error("a recent observation was pruned")
+	}
+}
+
+// TestExpireInbound: the posts of one filter captured before a time fail
+// together, each with its own last reason or the fallback; other filters'
+// posts, and later ones, stay; a message loses its content once none of
+// its posts is pending.
+func TestExpireInbound(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	capture := func(at time.Time, filters ...string) {
+		m := testMessage()
+		m.Received, m.Attachments = at, nil
+		m.Recipients = []event.InboundRecipient{{Address: "orders@shop.example", Filters: filters}}
+		if err := s.Capture(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capture(inboundTime, "a", "b")             // one message, two posts
+	capture(inboundTime.Add(time.Minute), "a") // tried once, below
+	capture(inboundTime.Add(2*time.Hour), "a") // too young to expire
+	due, _ := s.DueInbound(ctx, inboundTime.Add(time.Hour), nil, 10)
+	for _, p := range due {
+		if p.Filter == "a" && p.Created.Equal(inboundTime.Add(time.Minute)) {
+			s.RecordInbound(ctx, InboundAttempt{Post: p.ID, At: p.Created, Attempted: true, State: "deferred",
+				Status: 503, Reason: "HTTP 503 Service Unavailable", Next: p.Created.Add(time.Hour)})
+		}
+	}
+	// Skipping a filter leaves its posts out.
+	if got, _ := s.DueInbound(ctx, inboundTime.Add(3*time.Hour), []string{"a"}, 10); len(got) != 1 || got[0].Filter != "b" {
+		t.Errorf("due without filter a: %+v", got)
+	}
+	if next, ok, err := s.NextInboundDue(ctx, []string{"b", "x"}); err != nil || !ok || !next.Equal(inboundTime) {
+		t.Errorf("next due without filter b: %v %v %v", next, ok, err)
+	}
+	n, err := s.ExpireInbound(ctx, "a", inboundTime.Add(time.Hour), inboundTime.Add(25*time.Hour), "retry period over", "network: connection refused")
+	if err != nil || n != 2 {
+		t.Fatalf("ExpireInbound = %d, %v", n, err)
+	}
+	rows, _ := s.InboundLog(ctx, event.InboundQuery{})
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s %s %s", r.Filter, r.Status, r.Reason))
+	}
+	want := []string{
+		"a failed retry period over: network: connection refused",
+		"b queued ",
+		"a failed retry period over: HTTP 503 Service Unavailable",
+		"a queued ",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("log:\n%q\nwant\n%q", got, want)
+	}
+	var msgs int
+	s.w.QueryRow("SELECT count(*) FROM inbound_messages").Scan(&msgs)
+	if msgs != 2 { // the first stays for b's post; the second is gone
+		t.Errorf("%d messages left, want 2", msgs)
 	}
 }

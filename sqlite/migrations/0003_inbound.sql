@@ -75,6 +75,9 @@ CREATE TABLE inbound_posts (
 CREATE INDEX inbound_posts_due ON inbound_posts (next_attempt_at, id)
     WHERE state IN ('queued', 'deferred');
 CREATE INDEX inbound_posts_message ON inbound_posts (message);
+-- A failing filter's posts whose retry period is over, failed in one go.
+CREATE INDEX inbound_posts_filter ON inbound_posts (filter, created_at)
+    WHERE state IN ('queued', 'deferred');
 
 -- The inbound log (WIRE.md §5): one row per message, recipient and filter,
 -- or per refused recipient (filter ''). post links a row to its POST while
