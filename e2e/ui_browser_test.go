@@ -222,7 +222,10 @@ func TestConsoleBrowser(t *testing.T) {
 				Filter: "support",
 			})
 		}
-		return s.LogInbound(ctx, rows)
+		if err := s.LogInbound(ctx, rows); err != nil {
+			return err
+		}
+		return seedPosts(ctx, s, now)
 	})
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -486,6 +489,56 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("CSV time %q is not in the console's zone", records[1][0])
 	}
 
+	// Post log: one row per post; the detail shows every attempt's code
+	// and answer; a failed post is replayed; the CSV holds every row.
+	do("post log",
+		chromedp.Navigate(c.url+"/posts"),
+		chromedp.WaitVisible(css(`[data-testid="post-table"]`)),
+	)
+	if n := count(`[data-testid="post-row"]`); n != 3 {
+		t.Errorf("%d post rows, want 3", n)
+	}
+	shot("11b-posts")
+	do("post detail",
+		chromedp.Click(css(`[data-testid="post-row"]:nth-child(2) [data-testid="detail-link"]`)),
+		chromedp.WaitVisible(css(`dialog[open] [data-testid="attempts"]`)),
+	)
+	if got := text(`dialog [data-testid="attempt"]:nth-child(2) [data-testid="attempt-code"]`); got != "400" {
+		t.Errorf("second attempt's code %q, want 400", got)
+	}
+	if got := text(`dialog [data-testid="attempt"]:nth-child(2) [data-testid="attempt-response"]`); got != `{"error":"unknown field"}` {
+		t.Errorf("second attempt's answer %q", got)
+	}
+	shot("11c-post-detail")
+	do("replay the failed post",
+		chromedp.Click(css(`dialog [data-testid="detail-close"]`)),
+		chromedp.WaitNotVisible(css(`dialog [data-testid="attempts"]`)),
+		chromedp.Click(css(`[data-testid="post-row"] [data-testid="replay"]`)),
+		chromedp.WaitVisible(css(`[data-testid="replayed"]`)),
+	)
+	store, err = sqlite.Open(c.db, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _, err := store.WebhookBatchByID(context.Background(), "e2e-failed")
+	store.Close()
+	if err != nil || b.State == sqlite.StateFailed || b.Reason != "replayed" {
+		t.Errorf("after replay the batch is %s (%q), %v", b.State, b.Reason, err)
+	}
+	postsCSV := download("download the post log CSV", chromedp.Click(css(`[data-testid="csv"]`)))
+	f, err = os.Open(postsCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err = csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 4 || strings.Join(records[0], ",") != "received,status,hostName,endpointUrl,reason" || records[1][1] != "succeeded" {
+		t.Errorf("post log CSV: %q", records)
+	}
+
 	// Inbound log: the same search screen over the inbound log.
 	do("inbound log",
 		chromedp.Navigate(c.url+"/inbound"),
@@ -626,4 +679,30 @@ func sevenZip(t *testing.T) string {
 	}
 	t.Fatal("7-Zip (7z or 7zz) is not installed: apt-get install 7zip")
 	return ""
+}
+
+// seedPosts stores three posts of the Event Webhook as the dispatcher
+// would: one succeeded, one failed after a 503 and a 400, one queued.
+func seedPosts(ctx context.Context, s *sqlite.Store, now time.Time) error {
+	const endpoint = "https://hooks.e2e.example/posthorn"
+	var formed []sqlite.Formed
+	for i, id := range []string{"e2e-succeeded", "e2e-failed", "e2e-queued"} {
+		at := now.Add(time.Duration(i-30) * time.Minute)
+		formed = append(formed, sqlite.Formed{ID: id, Family: "deliveries", First: int64(i + 1), Last: int64(i + 1), Events: 1,
+			FirstTime: at, LastTime: at, Host: "mx1.e2e.example", Endpoint: endpoint})
+	}
+	if err := s.Form(ctx, formed, map[string]int64{"deliveries": 3}, now.Add(time.Hour)); err != nil {
+		return err
+	}
+	for _, a := range []sqlite.Attempt{
+		{BatchID: "e2e-succeeded", Attempt: 1, At: now.Add(-29 * time.Minute), State: sqlite.StateSucceeded, Status: 200, Response: []byte("ok")},
+		{BatchID: "e2e-failed", Attempt: 1, At: now.Add(-28 * time.Minute), State: sqlite.StateDeferred, Status: 503, Reason: "HTTP 503: service unavailable", Response: []byte("busy"), Next: now.Add(-27 * time.Minute)},
+		{BatchID: "e2e-failed", Attempt: 2, At: now.Add(-27 * time.Minute), State: sqlite.StateFailed, Status: 400, Reason: "HTTP 400: bad request", Response: []byte(`{"error":"unknown field"}`)},
+	} {
+		a.Host, a.Endpoint = "mx1.e2e.example", endpoint
+		if err := s.Record(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -78,6 +78,8 @@ type Options struct {
 	// SendTestEvent, when set, adds a "send test event" button: it posts
 	// a sample batch with the given settings and returns the answer.
 	SendTestEvent func(ctx context.Context, s settings.EventWebhook) (TestResult, error)
+	// Posts, when set, enables the Event Webhook's post log screen.
+	Posts PostLog
 	// Inbound, when set, enables the inbound log screen.
 	Inbound InboundLog
 	// InboundSettings, when set, enables the Inbound Webhook settings
@@ -124,6 +126,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 
+	posts           PostLog
 	inbound         InboundLog
 	inboundSettings InboundSettings
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
@@ -153,6 +156,7 @@ func New(o Options) (*Server, error) {
 		settings: o.Settings,
 		sendTest: o.SendTestEvent,
 
+		posts:           o.Posts,
 		inbound:         o.Inbound,
 		inboundSettings: o.InboundSettings,
 		postfixLimits:   o.PostfixLimits,
@@ -235,6 +239,10 @@ func (s *Server) routes() []route {
 		{"GET /events", session, s.eventLog},
 		{"GET /events/{time}/{id}", session, s.eventDetail},
 		{"GET /events.csv", session, s.eventCSV},
+		{"GET /posts", session, s.postLog},
+		{"GET /posts/{id}", session, s.postDetail},
+		{"POST /posts/{id}/replay", session, s.replayPost},
+		{"GET /posts.csv", session, s.postCSV},
 		{"GET /settings/event-webhook", session, s.webhookPage},
 		{"POST /settings/event-webhook", session, s.saveWebhook},
 		{"POST /settings/event-webhook/test", session, s.testWebhook},

@@ -164,6 +164,7 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	}
 	opts.Settings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.SendTestEvent = consoleTestPost(cfg)
+	opts.Posts = consolePosts{store}
 	opts.Inbound = store
 	opts.InboundSettings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.PostfixLimits = postfixLimits
