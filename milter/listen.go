@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Address is a milter listener in Postfix's notation (MILTER_README):
@@ -91,16 +92,40 @@ func Listen(a Address, so SocketOptions) (net.Listener, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("listen on %s: %w", a, err)
 	}
-	ln, err := net.Listen("unix", a.Addr)
+	// The socket is made under a temporary name, given its group and mode,
+	// and then renamed into place: Postfix never finds it with the
+	// permissions the umask gave it.
+	tmp := filepath.Join(filepath.Dir(a.Addr), "."+filepath.Base(a.Addr)+".tmp")
+	os.Remove(tmp) // left by a crash
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", a, err)
 	}
-	// Go removes the socket file when the listener closes.
-	if err := applySocketOptions(a.Addr, so); err != nil {
+	ln.SetUnlinkOnClose(false)
+	err = applySocketOptions(tmp, so)
+	if err == nil {
+		err = os.Rename(tmp, a.Addr)
+	}
+	if err != nil {
 		ln.Close()
+		os.Remove(tmp)
 		return nil, fmt.Errorf("listen on %s: %w", a, err)
 	}
-	return ln, nil
+	return &unixListener{UnixListener: ln, path: a.Addr}, nil
+}
+
+// unixListener removes its socket file when it closes (the file was
+// renamed, so the standard library would remove the old name).
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
 }
 
 func applySocketOptions(path string, so SocketOptions) error {
