@@ -147,11 +147,16 @@ func (t *inbound) Header(name, value string, _ gomilter.Modifier) (*gomilter.Res
 	if t.size > t.srv.o.MaxMessageSize {
 		t.tooBig = true
 	}
-	if !t.tooBig {
+	if !t.tooBig && len(t.fields) < maxHeaderFields {
 		t.fields = append(t.fields, Field{Name: name, Raw: value})
 	}
 	return gomilter.RespContinue, nil
 }
+
+// maxHeaderFields bounds the header fields kept per message. Postfix
+// limits each field's size (header_size_limit), not their number; a
+// message of a million empty fields must not cost a million structs.
+const maxHeaderFields = 10000
 
 func (t *inbound) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 	if q := m.Get(gomilter.MacroQueueId); q != "" {

@@ -499,3 +499,19 @@ func TestShutdownWaitsForCapture(t *testing.T) {
 		t.Errorf("captured %d", len(spool.captured))
 	}
 }
+
+// TestInboundManyHeaders: a message of very many header fields keeps the
+// first maxHeaderFields and is still captured.
+func TestInboundManyHeaders(t *testing.T) {
+	h := startHarness(t, testSettings(), "", nil)
+	var b strings.Builder
+	b.WriteString("From: a@customer.example\r\n")
+	for i := range maxHeaderFields + 500 {
+		fmt.Fprintf(&b, "X-N: %d\r\n", i)
+	}
+	b.WriteString("\r\nbody\r\n")
+	res := dial(t, h.in).send("QH", "s@customer.example", []string{"orders@shop.example"}, b.String())
+	if res.action.Type != gomilter.ActionDiscard || len(h.spool.captured) != 1 || len(h.spool.captured[0].Headers) != maxHeaderFields {
+		t.Errorf("answer %s, captured %d messages", res, len(h.spool.captured))
+	}
+}
