@@ -20,6 +20,10 @@ import (
 // The store must satisfy what the log reader declares it needs.
 var _ logtail.Sink = (*sqlite.Store)(nil)
 
+// The blocks command is registered here: blocks.go sorts before main.go,
+// whose init sets the command table.
+func init() { commands = append(commands, blocksCommand) }
+
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	hup, stopHup := hangups()
 	defer stopHup()
@@ -133,6 +137,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer wh.stop()
+	stopBlocks, err := startBlocks(ctx, store, wh.d.Notify, log)
+	if err != nil {
+		return err
+	}
+	defer stopBlocks()
 	tailer.Sink = wh.sink(store)
 	if d.observe != nil {
 		tailer.Sink = observedSink{tailer.Sink, d.observe}
