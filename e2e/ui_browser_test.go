@@ -318,6 +318,14 @@ func TestConsoleBrowser(t *testing.T) {
 	if got := text(`[data-testid="count-total"]`); got != fmt.Sprint(total) {
 		t.Errorf("dashboard total over 24 h: %s, want %d", got, total)
 	}
+	// Backlog and health from the seeded posts: one queued event; the
+	// latest attempt failed with 400.
+	if got := text(`[data-testid="spool-event"] [data-testid="pending"]`); got != "1" {
+		t.Errorf("event webhook backlog %q, want 1", got)
+	}
+	if got := text(`[data-testid="spool-event"] [data-testid="health"]`); !strings.Contains(got, "Failed") || !strings.Contains(got, "HTTP 400") {
+		t.Errorf("event webhook health %q", got)
+	}
 	shot("03-dashboard")
 
 	// Event Webhook settings: an interval out of range is refused with

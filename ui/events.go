@@ -236,6 +236,12 @@ func (s *Server) dashData(ctx context.Context) (dashView, error) {
 	if v.Webhook, err = s.webhookSettings(ctx); err != nil {
 		return v, fmt.Errorf("read event webhook settings: %w", err)
 	}
+	v.Now = s.now()
+	if s.spool != nil {
+		if v.Spool, err = s.spool.SpoolStatus(ctx); err != nil {
+			return v, err
+		}
+	}
 	if s.inbound != nil {
 		if v.Inbound, err = s.inbound.CountInboundSince(ctx, s.now().Add(-24*time.Hour)); err != nil {
 			return v, err

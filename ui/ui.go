@@ -80,6 +80,9 @@ type Options struct {
 	SendTestEvent func(ctx context.Context, s settings.EventWebhook) (TestResult, error)
 	// Posts, when set, enables the Event Webhook's post log screen.
 	Posts PostLog
+	// Spool, when set, adds the webhooks' backlogs and endpoint health to
+	// the dashboard.
+	Spool Spool
 	// Inbound, when set, enables the inbound log screen.
 	Inbound InboundLog
 	// InboundSettings, when set, enables the Inbound Webhook settings
@@ -127,6 +130,7 @@ type Server struct {
 	now       func() time.Time
 
 	posts           PostLog
+	spool           Spool
 	inbound         InboundLog
 	inboundSettings InboundSettings
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
@@ -157,6 +161,7 @@ func New(o Options) (*Server, error) {
 		sendTest: o.SendTestEvent,
 
 		posts:           o.Posts,
+		spool:           o.Spool,
 		inbound:         o.Inbound,
 		inboundSettings: o.InboundSettings,
 		postfixLimits:   o.PostfixLimits,

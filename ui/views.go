@@ -248,6 +248,10 @@ type dashView struct {
 	// log.
 	Inbound      map[event.InboundStatus]int64
 	InboundTotal int64
+	// Spool is each webhook's backlog and endpoint health; nil without a
+	// Spool.
+	Spool []WebhookStatus
+	Now   time.Time
 }
 
 func inboundCountOf(m map[event.InboundStatus]int64, st event.InboundStatus) string {
