@@ -337,6 +337,10 @@ func (b blockCLI) list() int {
 	if err := w.Flush(); err != nil {
 		return exitFail
 	}
+	if q.Limit > 0 && len(entries) == q.Limit {
+		// On stderr, so that the listing itself stays a clean table.
+		fmt.Fprintf(b.stderr, "posthorn blocks list: the newest %d shown; --limit 0 shows all\n", q.Limit)
+	}
 	return exitOK
 }
 

@@ -59,6 +59,7 @@ func TestBlocksCommand(t *testing.T) {
 		{[]string{"del", "Now@EXAMPLE.org", z}, exitOK, "Now@example.org: deleted", ""},
 		{[]string{"list", z}, exitOK, "Later@example.org", ""},
 		{[]string{"list", "--removed", "--address", "NOW", z}, exitOK, "deleted", ""},
+		{[]string{"list", "--limit", "1", z}, exitOK, "ADDRESS", "the newest 1 shown"},
 		{[]string{"list", "--since", "yesterday", z}, exitConfig, "", "--since"},
 		{[]string{"list", "extra", z}, exitConfig, "", `unexpected argument "extra"`},
 	}
