@@ -109,6 +109,13 @@ var specificPhrases = []classPhrase{
 	{"mailbox not found", event.ClassUnknownUser},
 	{"user not found", event.ClassUnknownUser},
 	{"recipient not found", event.ClassUnknownUser},
+	// Exchange: "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not
+	// found by SMTP address lookup" — 5.1.10 alone would read as a null MX
+	// (RFC 7505), a domain that takes no mail.
+	{"recipientnotfound", event.ClassUnknownUser},
+	// Yahoo: "554 delivery error: dd This user doesn't have a yahoo.com account".
+	{"user doesn't have a", event.ClassUnknownUser},
+	{"couldn't be found", event.ClassUnknownUser},
 	{"invalid recipient", event.ClassUnknownUser},
 	{"address does not exist", event.ClassUnknownUser},
 	{"mailbox does not exist", event.ClassUnknownUser},

@@ -13,6 +13,9 @@ func TestClassify(t *testing.T) {
 	}{
 		// Reasons as Postfix logs them (POSTFIX-LOGS.md §2.2, §2.5, §2.7).
 		{"5.1.1", `unknown user: "theman"`, event.ClassUnknownUser},
+		{"5.1.10", "host outlook-com.olc.protection.outlook.com[192.0.2.9] said: 550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup (in reply to RCPT TO command)", event.ClassUnknownUser},
+		{"5.1.10", "host mx.example.com[192.0.2.1] said: 556 5.1.10 Recipient address has null MX (in reply to RCPT TO command)", event.ClassUnknownHost},
+		{"5.0.0", "host mta7.am0.yahoodns.net[192.0.2.3] said: 554 delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0] - mta1018.mail.gq1.yahoo.com (in reply to end of DATA command)", event.ClassUnknownUser},
 		{"5.1.1", "User unknown in virtual alias table", event.ClassUnknownUser},
 		{"5.1.1", "host mx.example.com[192.0.2.1] said: 550 5.1.1 <board@example.com>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command)", event.ClassUnknownUser},
 		{"5.0.0", "host mx.example.com[192.0.2.1] said: 550 No such user here (in reply to RCPT TO command)", event.ClassUnknownUser},
