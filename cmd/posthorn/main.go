@@ -33,7 +33,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"serve", "follow the maillog and store delivery events", runServe},
+		{"serve", "run the daemon: follow the maillog, post the webhooks, run the milter and the console", runServe},
 		{"parse", "print the delivery events of maillog text (files or stdin)", runParse},
 		{"check-config", "validate the config file", runCheckConfig},
 		{"demo", "replay a bundled Postfix maillog through the pipeline; no Postfix or setup needed", runDemo},
