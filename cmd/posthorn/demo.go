@@ -2,35 +2,46 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
+	"github.com/posthorn/posthorn/sqlite"
+	"github.com/posthorn/posthorn/ui"
 )
 
 // demoMaxGap bounds the pause between two replayed lines, so that a sample
 // with an idle stretch does not look stuck.
 const demoMaxGap = 3 * time.Second
 
-// runDemo shows Posthorn at work without Postfix and without any setup: the
-// bundled sample maillog is written line by line, at the pace Postfix wrote
-// it, into a log file that serve's own pipeline follows into a temporary
-// store, and every event is printed as it is committed.
+// runDemo shows Posthorn at work without Postfix and without any setup
+// (issue 6): the bundled sample maillog is written line by line, at the
+// pace Postfix wrote it, into a log file that serve's own pipeline follows
+// into a temporary store, and every event is printed as it is committed.
+// The Event Webhook posts to a receiver built into the demo (HTTPS with a
+// certificate made at start and trusted through ca_file), which prints
+// each post; the web console runs with a user whose password is made for
+// the run and printed.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	speed := fs.Float64("speed", 1, "replay speed: 1 is the pace of the sample's time stamps, 10 ten times faster, 0 no pauses")
 	dir := fs.String("dir", "", "keep the demo's files (posthorn.toml, maillog, posthorn.db) in this directory instead of a temporary one")
 	exit := fs.Bool("exit", false, "exit once the whole sample is stored, instead of running until interrupted")
+	listen := fs.String("listen", demoListen, "the web console's address; when its port is taken, the next free one is used")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -39,11 +50,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	d := &demo{
-		out:   stdout,
-		log:   newLogger(config.Log{Format: config.FormatText, Level: "warn"}, stderr),
-		lines: strings.SplitAfter(strings.TrimSuffix(sample, "\n")+"\n", "\n"),
-		pace:  pacer(*speed),
-		exit:  *exit,
+		out:    stdout,
+		log:    newLogger(config.Log{Format: config.FormatText, Level: "warn"}, stderr),
+		lines:  strings.SplitAfter(strings.TrimSuffix(sample, "\n")+"\n", "\n"),
+		pace:   pacer(*speed),
+		exit:   *exit,
+		listen: *listen,
 	}
 	d.lines = d.lines[:len(d.lines)-1] // SplitAfter leaves "" after the last newline
 	if err := d.run(ctx, *dir); err != nil {
@@ -60,12 +72,21 @@ type demo struct {
 	lines []string // each with its newline
 	// pace waits before writing a line that was logged gap after the one
 	// before; it returns ctx's error if ctx ends first.
-	pace func(ctx context.Context, gap time.Duration) error
-	exit bool
+	pace   func(ctx context.Context, gap time.Duration) error
+	exit   bool
+	listen string // the console's address, as asked
 
-	mu     sync.Mutex
-	events int // events printed so far
+	mu     sync.Mutex // held while writing to out
+	events int        // events printed so far
 }
+
+// demoListen is where the demo's console listens unless that port is
+// taken; it is the [ui] listen default of a real installation too.
+const demoListen = "127.0.0.1:8025"
+
+// demoUser is the console user the demo creates, with a password made for
+// the run and printed.
+const demoUser = "admin"
 
 func (d *demo) run(ctx context.Context, dir string) error {
 	kept := dir != ""
@@ -80,8 +101,21 @@ func (d *demo) run(ctx context.Context, dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "posthorn.db")); err == nil {
 		return fmt.Errorf("%s already holds a demo's database: remove it or name another --dir", dir)
 	}
-	cfg, err := writeDemoFiles(dir)
+	listen, err := freeListen(d.listen)
 	if err != nil {
+		return err
+	}
+	cfg, err := writeDemoFiles(dir, listen)
+	if err != nil {
+		return err
+	}
+	recv, err := startDemoReceiver(dir, d.out, &d.mu)
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+	password := rand.Text()
+	if err := setUpDemoStore(ctx, cfg.Store.Path, recv, password); err != nil {
 		return err
 	}
 	var total int64
@@ -134,6 +168,11 @@ func (d *demo) run(ctx context.Context, dir string) error {
 	if err := wait(ready, "start"); err != nil {
 		return finish(err)
 	}
+	d.mu.Lock()
+	fmt.Fprintf(d.out, "Event Webhook: posts to %s, a receiver built into the demo that prints what it gets\n"+
+		"               (its self-signed certificate is trusted through ca_file %s)\n", recv.URL, recv.CAFile)
+	fmt.Fprintf(d.out, "Web console:   http://%s/  user %s  password %s  (for this run only)\n\n", listen, demoUser, password)
+	d.mu.Unlock()
 	if err := d.replay(ctx, cfg.Maillog.Path); err != nil {
 		return finish(err)
 	}
@@ -157,7 +196,7 @@ func (d *demo) run(ctx context.Context, dir string) error {
 
 // writeDemoFiles writes the demo's config file and an empty maillog into
 // dir and returns the loaded config: the same file serve would read.
-func writeDemoFiles(dir string) (*config.Config, error) {
+func writeDemoFiles(dir, listen string) (*config.Config, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create demo directory: %w", err)
 	}
@@ -182,8 +221,8 @@ start = "begin"
 year = %d
 
 [ui]
-listen = ""
-`, filepath.Join(dir, "posthorn.db"), maillog, sampleWritten.Year())
+listen = %q
+`, filepath.Join(dir, "posthorn.db"), maillog, sampleWritten.Year(), listen)
 	path := filepath.Join(dir, "posthorn.toml")
 	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
 		return nil, fmt.Errorf("write demo config: %w", err)
@@ -278,4 +317,64 @@ func clipText(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// freeListen returns addr if it can be listened on, else the first of the
+// next 20 ports that can: a second demo, or a real posthorn on 8025, must
+// not stop the demo. Port 0 picks any free port. Another process may take
+// the port before the console opens it; the demo then says so and ends.
+func freeListen(addr string) (string, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return "", fmt.Errorf("--listen %q: bad port", addr)
+	}
+	var first error
+	for i := 0; i < 20 && port+i <= 65535; i++ {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port+i)))
+		if err == nil {
+			got := ln.Addr().String()
+			ln.Close()
+			return got, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if port == 0 {
+			break
+		}
+	}
+	return "", fmt.Errorf("web console: no free port from %s on: %w", addr, first)
+}
+
+// setUpDemoStore prepares the demo's new store as a user would with
+// posthorn user add and the Event Webhook settings screen: the console
+// user, and the Event Webhook posting deliveries and bounces as JSON to
+// the receiver every second.
+func setUpDemoStore(ctx context.Context, path string, recv *demoReceiver, password string) error {
+	store, err := sqlite.Open(path, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	hash, err := ui.HashPassword(password, ui.DefaultPasswordParams)
+	if err != nil {
+		return fmt.Errorf("demo user: %w", err)
+	}
+	if err := store.AddUser(ctx, demoUser, hash); err != nil {
+		return fmt.Errorf("demo user: %w", err)
+	}
+	s := settings.Default()
+	s.Endpoint = recv.URL
+	s.Deliveries, s.Bounces, s.JSON = true, true, true
+	s.Interval = settings.MinInterval
+	s.CAFile = recv.CAFile
+	s.SigningSecret = recv.Secret
+	if err := store.SaveEventWebhookSettings(ctx, s); err != nil {
+		return fmt.Errorf("demo event webhook: %w", err)
+	}
+	return nil
 }

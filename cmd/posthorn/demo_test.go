@@ -26,7 +26,7 @@ func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	var out bytes.Buffer
 	errb.Reset()
-	if code := run(context.Background(), []string{"demo", "--exit", "--speed", "0", "--dir", dir}, &out, &errb); code != exitOK {
+	if code := run(context.Background(), []string{"demo", "--exit", "--speed", "0", "--listen", "127.0.0.1:0", "--dir", dir}, &out, &errb); code != exitOK {
 		t.Fatalf("demo = %d, stderr:\n%s", code, errb.String())
 	}
 	var printed int
@@ -46,7 +46,7 @@ func TestDemo(t *testing.T) {
 	}
 	// A second run into the same directory would mix two replays.
 	errb.Reset()
-	if code := run(context.Background(), []string{"demo", "--exit", "--speed", "0", "--dir", dir}, &out, &errb); code != exitFail ||
+	if code := run(context.Background(), []string{"demo", "--exit", "--speed", "0", "--listen", "127.0.0.1:0", "--dir", dir}, &out, &errb); code != exitFail ||
 		!strings.Contains(errb.String(), "already holds a demo's database") {
 		t.Errorf("second demo into %s = %d, %q; want a refusal", dir, code, errb.String())
 	}
@@ -117,7 +117,7 @@ func TestDemoInterrupted(t *testing.T) {
 	seen := out.seen
 	var errb bytes.Buffer
 	code := make(chan int, 1)
-	go func() { code <- run(ctx, []string{"demo", "--speed", "0"}, out, &errb) }()
+	go func() { code <- run(ctx, []string{"demo", "--speed", "0", "--listen", "127.0.0.1:0"}, out, &errb) }()
 	select {
 	case <-seen:
 	case c := <-code:
