@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 )
 
@@ -29,6 +30,11 @@ type Options struct {
 	// past it the oldest are failed (logged and counted, never dropped
 	// silently). 0: no bound.
 	MaxPending int64
+	// Observations, if set, fills header From, Subject and the metadata
+	// header of deliveries and bounces records from what the milter's
+	// outbound role saw of the message (WIRE.md §2: they are not in the
+	// maillog).
+	Observations Observations
 	// Version is Posthorn's version, for the User-Agent.
 	Version string
 	Logger  *slog.Logger
@@ -458,6 +464,7 @@ func (d *Dispatcher) body(ctx context.Context, s settings.EventWebhook, id strin
 	if err != nil {
 		return "", nil, err
 	}
+	d.observe(ctx, evs)
 	ct, body, err = Encode(s, d.o.ServerComposition, f.Family, evs)
 	if err != nil {
 		return "", nil, errEncode{err}
@@ -560,4 +567,42 @@ func (d *Dispatcher) posterFor(s settings.EventWebhook) (*Poster, error) {
 	}
 	d.poster, d.posterCA = p, s.CAFile
 	return p, nil
+}
+
+// Observations is what the milter recorded of a message when Postfix
+// received it, by queue ID.
+type Observations interface {
+	Observation(ctx context.Context, host, queueID string) (event.Observation, bool, error)
+}
+
+// observe fills From, Subject and APIData of events the log reader could
+// not know them for. A failed lookup leaves them empty, as for mail the
+// milter never saw: the batch goes out all the same.
+func (d *Dispatcher) observe(ctx context.Context, evs []event.Event) {
+	if d.o.Observations == nil {
+		return
+	}
+	type key struct{ host, qid string }
+	seen := map[key]event.Observation{}
+	for i := range evs {
+		e := &evs[i]
+		if e.QueueID == "" || e.From != "" || e.Subject != "" || e.APIData != "" {
+			continue
+		}
+		k := key{e.Host, e.QueueID}
+		o, done := seen[k]
+		if !done {
+			var ok bool
+			var err error
+			o, ok, err = d.o.Observations.Observation(ctx, e.Host, e.QueueID)
+			if err != nil {
+				d.o.Logger.Warn("read the milter's observation", "queueid", e.QueueID, "err", err)
+			}
+			if !ok {
+				o = event.Observation{}
+			}
+			seen[k] = o
+		}
+		e.From, e.Subject, e.APIData = o.From, o.Subject, o.APIData
+	}
 }

@@ -382,8 +382,11 @@ func (s *Store) Observation(ctx context.Context, host, queueID string) (event.Ob
 	o := event.Observation{Host: host, QueueID: queueID}
 	var seen int64
 	var rcpts string
+	// By queue ID, preferring the host: the maillog's host field is often
+	// only the first label of the name the milter recorded.
 	err := s.r.QueryRowContext(ctx, `SELECT seen_at, envelope_from, recipients, header_from, subject,
-			message_id, api_data FROM observations WHERE host = ? AND queue_id = ?`, host, queueID).
+			message_id, api_data FROM observations WHERE queue_id = ?
+			ORDER BY host = ? DESC, seen_at DESC LIMIT 1`, queueID, host).
 		Scan(&seen, &o.EnvelopeFrom, &rcpts, &o.From, &o.Subject, &o.MessageID, &o.APIData)
 	if errors.Is(err, sql.ErrNoRows) {
 		return event.Observation{}, false, nil

@@ -49,6 +49,7 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		ServerComposition: cfg.ServerComposition,
 		Hostname:          cfg.Hostname,
 		MaxPending:        int64(cfg.Webhook.MaxPending),
+		Observations:      store,
 		Version:           version,
 		Logger:            log,
 	})

@@ -3,6 +3,7 @@ package outboxtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/hmac"
 	"encoding/pem"
 	"errors"
@@ -87,6 +88,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"EncodeFailure", testEncodeFailure},
 		{"MaxPending", testMaxPending},
 		{"Run", testRun},
+		{"Observations", testObservations},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newHarness(t)) })
 	}
@@ -823,5 +825,53 @@ func testRun(t *testing.T, h Harness) {
 		if len(b.Records) != 1 || b.Leased || (b.State != dispatcher.StateSucceeded && b.State != dispatcher.StateDeferred) {
 			t.Errorf("batch %s after Run: %s, %d records", b.ID, b.State, len(b.Records))
 		}
+	}
+}
+
+// observations is the milter's record of messages, by queue ID.
+type observations map[string]event.Observation
+
+func (o observations) Observation(_ context.Context, host, qid string) (event.Observation, bool, error) {
+	ob, ok := o[qid]
+	return ob, ok, nil
+}
+
+// testObservations: header From, Subject and the metadata header, which
+// the maillog does not have, come from the milter's observation of the
+// message, and only into records that lack them.
+func testObservations(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	r.opts.Observations = observations{"4Q1": {QueueID: "4Q1", From: "Shop <shop@example.com>", Subject: "発送のお知らせ", APIData: `{"order":"A-42"}`}}
+	r.d = r.newDispatcher(t)
+	evs := manyEvents("o", event.Succeeded, 3)
+	evs[2].QueueID = "unseen"
+	h.Store(t, evs...)
+	r.form(t)
+	r.clock.Set(at.Add(5 * time.Second))
+	r.form(t)
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want 1", len(posts))
+	}
+	var body struct {
+		Event struct {
+			Deliveries []map[string]string `json:"deliveries"`
+		} `json:"event"`
+	}
+	if err := json.Unmarshal(posts[0].body, &body); err != nil {
+		t.Fatal(err)
+	}
+	recs := body.Event.Deliveries
+	if len(recs) != 3 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for i, rec := range recs[:2] {
+		if rec["from"] != "Shop <shop@example.com>" || rec["subject"] != "発送のお知らせ" || rec["apiData"] != `{"order":"A-42"}` {
+			t.Errorf("record %d: from %q subject %q apiData %q", i, rec["from"], rec["subject"], rec["apiData"])
+		}
+	}
+	if recs[2]["from"] != "" || recs[2]["subject"] != "" {
+		t.Errorf("a message the milter never saw got %q %q", recs[2]["from"], recs[2]["subject"])
 	}
 }

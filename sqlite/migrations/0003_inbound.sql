@@ -115,3 +115,7 @@ CREATE TABLE observations (
     PRIMARY KEY (host, queue_id)
 ) STRICT;
 CREATE INDEX observations_seen ON observations (seen_at);
+-- The Event Webhook looks observations up by the queue ID of a log line,
+-- whose host (the syslog host field, often the first label only) need not
+-- be the name the milter recorded.
+CREATE INDEX observations_queue_id ON observations (queue_id);
