@@ -3,8 +3,8 @@ package outboxtest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/hmac"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
