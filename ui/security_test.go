@@ -289,6 +289,26 @@ func TestSessionCookieTLS(t *testing.T) {
 	}
 }
 
+// TestCSRFEveryPostRoute walks the route table: every state-changing route
+// refuses a logged-in user's request without the form token, so that a
+// route added later cannot be forgotten.
+func TestCSRFEveryPostRoute(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Posts = testPosts(5) })
+	c := e.client()
+	c.login()
+	for _, rt := range e.srv.routes() {
+		req := routeRequest(rt.pattern)
+		if req.Method == http.MethodGet || req.Method == http.MethodHead {
+			continue
+		}
+		r, _ := http.NewRequest(req.Method, c.base+req.URL.Path, strings.NewReader(url.Values{"csrf": {""}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, body := c.send(r); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without the form token: %s, want 403\n%s", rt.pattern, resp.Status, body)
+		}
+	}
+}
+
 // TestSecurityHeaders checks every route's answer, with and without a
 // session.
 func TestSecurityHeaders(t *testing.T) {

@@ -1,13 +1,15 @@
 // Package ui is Posthorn's web console: the Event log with its CSV download,
-// the Event Webhook settings, the inbound log and the Inbound Webhook
-// settings, and a dashboard, for users stored in the database (ARCHITECTURE.md, "Layout"; WIRE.md §4–5). Pages are templ
-// components rendered on the server; every page works without JavaScript,
+// the Event Webhook's post log with replay, the Event Webhook settings, the
+// inbound log with its AES-256 ZIP download, the Inbound Webhook settings,
+// and a dashboard with each webhook's backlog and endpoint health, for
+// users stored in the database (ARCHITECTURE.md, "Layout"; WIRE.md §4–5).
+// Pages are templ components rendered on the server; every page works without JavaScript,
 // and the vendored htmx only makes searching, paging and the detail dialog
 // avoid full page loads.
 //
 // The package declares the store methods it needs (Accounts, EventLog,
-// WebhookSettings, InboundLog, InboundSettings); cmd/posthorn passes a
-// *sqlite.Store.
+// WebhookSettings, PostLog, Spool, InboundLog, InboundSettings); cmd/posthorn
+// passes a *sqlite.Store or an adapter over it.
 package ui
 
 import (
