@@ -573,13 +573,14 @@ type WebhookAttempt struct {
 	NextAttempt time.Time
 }
 
-// WebhookLogQuery selects rows of the Event Webhook log by the time of
-// their events: a batch matches when any of its events falls in
-// [Since, Until).
+// WebhookLogQuery selects rows of the Event Webhook log by the time they
+// were received (their first event's time) in [Since, Until), by status,
+// or one row by id.
 type WebhookLogQuery struct {
 	Since  time.Time // zero: no lower bound
 	Until  time.Time // zero: no upper bound
 	States []string  // empty: all
+	ID     string    // only this batch; "": any
 	// Paging, in (Received, ID) order: rows after this one.
 	AfterReceived time.Time
 	AfterID       string
@@ -590,12 +591,18 @@ func (q WebhookLogQuery) where() (string, []any, error) {
 	var where []string
 	var args []any
 	if !q.Since.IsZero() {
-		where = append(where, "last_time >= ?")
+		// A row is in the period it was received in (its first event's
+		// time), which the time indexes can seek to.
+		where = append(where, "first_time >= ?")
 		args = append(args, boundNanos(q.Since))
 	}
 	if !q.Until.IsZero() {
 		where = append(where, "first_time < ?")
 		args = append(args, boundNanos(q.Until))
+	}
+	if q.ID != "" {
+		where = append(where, "batch_id = ?")
+		args = append(args, q.ID)
 	}
 	if len(q.States) > 0 {
 		for _, st := range q.States {

@@ -84,13 +84,9 @@ func (c consolePosts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.
 	return toPost(&b), out, evs, true, nil
 }
 
-// Replay is posthorn replay's store operation (sqlite.Store.Requeue), which
-// selects by period and status, narrowed to this post: the failed posts
-// whose events span at least this post's whole period. Only a failed post
-// (of another type, or of events stamped in the same instants) covering
-// that period can come along; it is then replayed too, which receivers
-// absorb since they deduplicate on webhook-id (WIRE.md §1).
+// Replay is posthorn replay's store operation (sqlite.Store.Requeue),
+// narrowed to this one failed post.
 func (c consolePosts) Replay(ctx context.Context, p ui.Post, now time.Time) (int, int64, error) {
-	q := sqlite.WebhookLogQuery{Since: p.LastEvent, Until: p.Received.Add(time.Nanosecond), States: []string{sqlite.StateFailed}}
+	q := sqlite.WebhookLogQuery{ID: p.ID, States: []string{sqlite.StateFailed}}
 	return c.store.Requeue(ctx, q, now)
 }

@@ -68,6 +68,8 @@ CREATE INDEX webhook_batches_pending ON webhook_batches (first_seq, events)
     WHERE state IN ('queued', 'deferred');
 -- The log screen and replay select by event time.
 CREATE INDEX webhook_batches_time ON webhook_batches (first_time);
+-- ... and by status within a period, in page order.
+CREATE INDEX webhook_batches_state_time ON webhook_batches (state, first_time, batch_id);
 
 -- One row per attempt, the detail of a log row.
 CREATE TABLE webhook_attempts (
