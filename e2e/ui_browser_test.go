@@ -194,6 +194,9 @@ func ptr[T any](v T) *T { return &v }
 // screenshot of every screen goes to test-output/ui.
 func TestConsoleBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found: .ci/setup installs the Debian package chromium", chromiumPath)
+		}
 		t.Skipf("%s not found: install the Debian package chromium (.ci/setup does)", chromiumPath)
 	}
 	now := time.Now()
