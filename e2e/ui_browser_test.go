@@ -24,6 +24,7 @@ import (
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
+	"github.com/posthorn/posthorn/zipaes/zipaestest"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser.
@@ -588,7 +589,7 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.Click(css(`[data-testid="zip-submit"]`)),
 	)
 	out := filepath.Join(t.TempDir(), "zip")
-	if msg, err := exec.Command(sevenZip(t), "x", "-p"+zipPassword, "-o"+out, zipPath).CombinedOutput(); err != nil {
+	if msg, err := exec.Command(zipaestest.SevenZip(t), "x", "-p"+zipPassword, "-o"+out, zipPath).CombinedOutput(); err != nil {
 		t.Fatalf("7z x: %v\n%s", err, msg)
 	}
 	f, err = os.Open(filepath.Join(out, "inbound-log.csv"))
@@ -676,20 +677,6 @@ func TestConsoleBrowser(t *testing.T) {
 	if string(body) != "ok\n" {
 		t.Errorf("healthz: %q", body)
 	}
-}
-
-// sevenZip returns the 7-Zip command: 7z, or 7zz as Debian's 7zip package
-// calls it. .ci/setup installs it; without it the test fails, since the
-// inbound download cannot be checked otherwise.
-func sevenZip(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"7z", "7zz"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("7-Zip (7z or 7zz) is not installed: apt-get install 7zip")
-	return ""
 }
 
 // seedPosts stores three posts of the Event Webhook as the dispatcher

@@ -9,31 +9,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// sevenZip returns the 7-Zip command (7z, or 7zz as Debian 12's 7zip
-// package calls it). Without one the test is skipped, except in CI
-// (.ci/setup installs 7zip), where it fails.
-func sevenZip(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"7z", "7zz"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("7-Zip (7z or 7zz) is not installed; .ci/setup installs the Debian package 7zip")
-	}
-	t.Skip("7-Zip (7z or 7zz) is not installed (Debian package 7zip)")
-	return ""
-}
+	"github.com/posthorn/posthorn/zipaes/zipaestest"
+)
 
 // TestInboundZip: the download asks for a password twice, refuses a short
 // or mistyped one next to the field, and returns every matching row (not
 // only the 100 the screen shows) as CSV in an AES-256 ZIP that 7-Zip opens
 // with that password only.
 func TestInboundZip(t *testing.T) {
-	bin := sevenZip(t)
+	bin := zipaestest.SevenZip(t)
 	e := newEnv(t, nil)
 	rows := testInbound(130)
 	rows[126].Reason = "=HYPERLINK(\"http://x\")"

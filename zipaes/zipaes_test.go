@@ -11,29 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// sevenZip returns the 7-Zip command: 7z, or 7zz as Debian 12's 7zip
-// package calls it. Without one the test is skipped, except in CI (.ci/setup
-// installs 7zip), where it fails.
-func sevenZip(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"7z", "7zz"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("7-Zip (7z or 7zz) is not installed; .ci/setup installs the Debian package 7zip")
-	}
-	t.Skip("7-Zip (7z or 7zz) is not installed (Debian package 7zip)")
-	return ""
-}
+	"github.com/posthorn/posthorn/zipaes/zipaestest"
+)
 
 // TestEncryptedZipOpensWith7Zip: the archive opens with the real 7-Zip and
 // the right password, its content intact, and not with a wrong one.
 func TestEncryptedZipOpensWith7Zip(t *testing.T) {
-	bin := sevenZip(t)
+	bin := zipaestest.SevenZip(t)
 	var big strings.Builder
 	for i := 0; big.Len() < 3<<20; i++ {
 		fmt.Fprintf(&big, "2026-03-14T09:30:%02d+09:00,succeeded,山田 <a@example.jp>,orders@shop.example,mx%d,<m%d@x>,orders,\n", i%60, i%7, i)

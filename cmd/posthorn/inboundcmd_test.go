@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/sqlite"
+	"github.com/posthorn/posthorn/zipaes/zipaestest"
 )
 
 // inboundConfig writes a config with extra TOML appended; the store is in
@@ -131,7 +132,7 @@ func TestLogInbound(t *testing.T) {
 // TestLogInboundZip: the export opens with the real 7-Zip and holds the
 // same CSV as --csv.
 func TestLogInboundZip(t *testing.T) {
-	bin := sevenZip(t)
+	bin := zipaestest.SevenZip(t)
 	cfg, db := inboundConfig(t, "")
 	fillInboundLog(t, db)
 	dir := t.TempDir()

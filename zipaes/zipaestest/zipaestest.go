@@ -1,4 +1,6 @@
-package main
+// Package zipaestest helps tests check AES-256 ZIP files with the real
+// 7-Zip, as users open them.
+package zipaestest
 
 import (
 	"os"
@@ -6,10 +8,10 @@ import (
 	"testing"
 )
 
-// sevenZip returns the 7-Zip command: 7z, or 7zz as Debian 12's 7zip
-// package calls it. Without one the test is skipped, except in CI (.ci/setup
-// installs 7zip), where it fails.
-func sevenZip(t *testing.T) string {
+// SevenZip returns the 7-Zip command: 7z, or 7zz as Debian 12's 7zip
+// package calls it. Without one the test is skipped, except in CI
+// (.ci/setup installs 7zip), where it fails.
+func SevenZip(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"7z", "7zz"} {
 		if p, err := exec.LookPath(name); err == nil {
