@@ -156,8 +156,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer stopInbound()
-	// The store is migrated and the log source open (listeners, once
-	// serve has any, are opened above this line): tell systemd.
+	// The store is migrated, the log source and the listeners (console,
+	// milter) are open: tell systemd.
 	d.ready(log, "following the maillog into "+store.Path())
 	err = tailer.Run(ctx)
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
