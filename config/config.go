@@ -80,6 +80,23 @@ type Config struct {
 	// (allowed domains, filters) are kept in the database: "posthorn
 	// settings import". "posthorn postfix-config" prints the Postfix side.
 	Milter Milter `toml:"milter"`
+
+	// Prometheus metrics at /metrics: log lines read, events, webhook
+	// backlog and posts, milter decisions, database size.
+	Metrics Metrics `toml:"metrics"`
+}
+
+// Metrics is the [metrics] table.
+type Metrics struct {
+	// Address and port of a listener that serves only /metrics, over
+	// plain HTTP, such as "127.0.0.1:9469". Empty turns it off. The
+	// metrics name no addresses, only counts, but an address other than
+	// loopback exposes them to the network: restrict it with a firewall.
+	Listen string `toml:"listen"`
+
+	// Serve /metrics on the web console's listener too, without a login.
+	// Every other console page needs one.
+	Public bool `toml:"public"`
 }
 
 // Store is the [store] table.
@@ -247,6 +264,12 @@ type Milter struct {
 	// webhook is its destination), "deliver" delivers it as usual as well.
 	AfterCapture string `toml:"after_capture"`
 
+	// What the outbound role does with a recipient on the suppression
+	// list: "reject" refuses it at RCPT with 550 5.7.1; "discard" accepts
+	// it and takes it off the message, so the client cannot tell. Either
+	// way the Event Webhook gets a failed and a bounced (class 10) record.
+	Suppressed string `toml:"suppressed"`
+
 	// The largest message captured, in bytes, header and body; a larger one
 	// is refused with 552 5.3.4. Keep it at least as large as Postfix's
 	// message_size_limit. From 65536 to 1073741824.
@@ -308,6 +331,7 @@ func defaults() Config {
 			SocketMode:      "0660",
 			UnknownDomain:   "reject",
 			AfterCapture:    "discard",
+			Suppressed:      "reject",
 			MaxMessageSize:  64 << 20,
 			MetadataHeader:  "X-Api-Data",
 			CaptureTimeout:  Duration(time.Minute),

@@ -214,6 +214,12 @@ var fields = []Field{
 		Doc:     `What Postfix does with a captured message: "discard" drops it (the webhook is its destination), "deliver" delivers it as usual as well.`,
 	},
 	{
+		Key:     "milter.suppressed",
+		Type:    "string",
+		Default: `"reject"`,
+		Doc:     `What the outbound role does with a recipient on the suppression list: "reject" refuses it at RCPT with 550 5.7.1; "discard" accepts it and takes it off the message, so the client cannot tell. Either way the Event Webhook gets a failed and a bounced (class 10) record.`,
+	},
+	{
 		Key:     "milter.max_message_size",
 		Type:    "integer",
 		Default: "67108864",
@@ -254,5 +260,23 @@ var fields = []Field{
 		Type:    "integer",
 		Default: "4",
 		Doc:     "How many messages of one inbound filter are posted at once while its endpoint answers. From 1 to 64.",
+	},
+	{
+		Key:     "metrics",
+		Type:    "table",
+		Default: "",
+		Doc:     "Prometheus metrics at /metrics: log lines read, events, webhook backlog and posts, milter decisions, database size.",
+	},
+	{
+		Key:     "metrics.listen",
+		Type:    "string",
+		Default: `""`,
+		Doc:     `Address and port of a listener that serves only /metrics, over plain HTTP, such as "127.0.0.1:9469". Empty turns it off. The metrics name no addresses, only counts, but an address other than loopback exposes them to the network: restrict it with a firewall.`,
+	},
+	{
+		Key:     "metrics.public",
+		Type:    "boolean",
+		Default: "false",
+		Doc:     "Serve /metrics on the web console's listener too, without a login. Every other console page needs one.",
 	},
 }

@@ -76,6 +76,29 @@ func (v *validator) check(c *Config) {
 	v.ui(&c.UI)
 	inRange(v, "webhook.max_pending", c.Webhook.MaxPending, 1000, 100000000)
 	v.milter(&c.Milter)
+	if c.Metrics.Listen != "" {
+		v.hostPort("metrics.listen", c.Metrics.Listen)
+	}
+	if c.Metrics.Public && c.UI.Listen == "" {
+		v.errorf("metrics.public", "needs ui.listen: /metrics is served on the console's listener")
+	}
+}
+
+// hostPort checks a listener address: an IP address or localhost (or
+// nothing, for every address) and a numeric port.
+func (v *validator) hostPort(key, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.errorf(key, `want host:port such as "127.0.0.1:9469" or "[::1]:9469", got %q`, addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.errorf(key, "port must be a number from 1 to 65535, got %q", port)
+		return
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
+		v.errorf(key, "host must be an IP address or localhost, got %q", host)
+	}
 }
 
 // ui checks the [ui] table.
@@ -195,6 +218,7 @@ func (v *validator) milter(m *Milter) {
 	}
 	v.oneOf("milter.unknown_domain", m.UnknownDomain, "reject", "pass")
 	v.oneOf("milter.after_capture", m.AfterCapture, "discard", "deliver")
+	v.oneOf("milter.suppressed", m.Suppressed, "reject", "discard")
 	inRange(v, "milter.max_message_size", m.MaxMessageSize, 64<<10, 1<<30)
 	// RFC 5322 §2.2: a field name is printable ASCII without the colon.
 	if m.MetadataHeader == "" || strings.ContainsFunc(m.MetadataHeader, func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }) {

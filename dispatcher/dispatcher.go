@@ -44,6 +44,12 @@ type Options struct {
 	// Poll is how often stored events are looked for without a Notify;
 	// default 1 s.
 	Poll time.Duration
+	// Observe, if set, is told of each recorded attempt: the state it left
+	// the batch in (StateSucceeded, StateDeferred, StateFailed), the HTTP
+	// status (0 without an answer) and how long the post took. It is
+	// called from the delivering goroutine and must not block;
+	// cmd/posthorn feeds its metrics from it.
+	Observe func(state string, status int, took time.Duration)
 }
 
 // Stats are counters since the Dispatcher started, ready to be exported as
@@ -537,6 +543,9 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 			st.EventsFailed += int64(events)
 		}
 	})
+	if d.o.Observe != nil {
+		d.o.Observe(state, res.Status, res.Took)
+	}
 	level := slog.LevelInfo
 	if state != StateSucceeded {
 		level = slog.LevelWarn

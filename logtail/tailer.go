@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/posthorn/posthorn/event"
 )
@@ -39,11 +40,31 @@ type Tailer struct {
 	BatchLines int
 	Log        *slog.Logger
 
-	sum Summary
+	sum Summary // owned by Run's goroutine
+
+	// pub is sum as of the last batch: metrics read it from another
+	// goroutine while Run counts without a lock per line.
+	mu  sync.Mutex
+	pub Summary
 }
 
-// Summary returns the counts so far.
-func (t *Tailer) Summary() Summary { return t.sum }
+// Summary returns the counts as of the last batch read. It is safe to call
+// while Run runs.
+func (t *Tailer) Summary() Summary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.pub
+	s.Examples = append([]string(nil), t.pub.Examples...)
+	return s
+}
+
+// publish makes the counts so far visible to Summary.
+func (t *Tailer) publish() {
+	t.mu.Lock()
+	t.pub = t.sum
+	t.pub.Examples = append(t.pub.Examples[:0:0], t.sum.Examples...)
+	t.mu.Unlock()
+}
 
 // Run reads until the source ends (nil) or ctx is done (ctx.Err(), after
 // committing what was read).
@@ -99,6 +120,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 			for i := range buf {
 				events = t.line(buf[i].Text, events, log)
 			}
+			t.publish()
 			b := event.Batch{Events: events, Cursor: buf[len(buf)-1].Cursor}
 			b.Upsert, b.Close = t.Correlator.Flush()
 			select {

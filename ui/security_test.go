@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -379,5 +380,33 @@ func TestLocalPath(t *testing.T) {
 		if got := localPath(in); got != want {
 			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestMetricsRoute: /metrics is a public route when, and only when, the
+// console is given a metrics handler (the config's metrics.public).
+func TestMetricsRoute(t *testing.T) {
+	off := newEnv(t, nil)
+	if resp := off.do(httptest.NewRequest(http.MethodGet, "/metrics", nil)); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /metrics without a handler: %s, want 404", resp.Status)
+	}
+	on := newEnv(t, func(o *Options) {
+		o.Metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, "posthorn_up 1\n")
+		})
+	})
+	var open []string
+	for _, rt := range on.srv.routes() {
+		if rt.access == public {
+			open = append(open, rt.pattern)
+		}
+	}
+	if want := append(slices.Clone(publicRoutes), "GET /metrics"); !slices.Equal(open, want) {
+		t.Errorf("public routes are %q, want %q", open, want)
+	}
+	resp := on.do(httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "posthorn_up 1\n" {
+		t.Errorf("GET /metrics without a session: %s %q, want 200 and the handler's answer", resp.Status, body)
 	}
 }

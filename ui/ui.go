@@ -93,6 +93,10 @@ type Options struct {
 	// PostfixLimits, when set, reads Postfix's receive limits for the
 	// inbound settings screen (they are changed in Postfix, not here).
 	PostfixLimits func(ctx context.Context) ([]PostfixLimit, error)
+	// Metrics, when set, is served at GET /metrics without a session
+	// (the config's metrics.public): Prometheus scrapes without logging
+	// in. Unset, /metrics does not exist on the console.
+	Metrics http.Handler
 	// AllowInsecureHTTP lets the endpoint be http:// (the daemon config's
 	// development switch).
 	AllowInsecureHTTP bool
@@ -136,6 +140,7 @@ type Server struct {
 	inbound         InboundLog
 	inboundSettings InboundSettings
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
+	metrics         http.Handler
 
 	// loginMu serialises the check-verify-record sequence of logins, so
 	// that parallel guesses cannot all pass the rate limit before any of
@@ -167,6 +172,7 @@ func New(o Options) (*Server, error) {
 		inbound:         o.Inbound,
 		inboundSettings: o.InboundSettings,
 		postfixLimits:   o.PostfixLimits,
+		metrics:         o.Metrics,
 		allowHTTP:       o.AllowInsecureHTTP,
 		loc:             o.Location,
 		tls:             o.TLS,
@@ -233,7 +239,7 @@ type route struct {
 // only, and TestRoutesNeedSession walks it, so that a route added here
 // without the right access level fails a test.
 func (s *Server) routes() []route {
-	return []route{
+	rts := []route{
 		{"GET /healthz", public, s.healthz},
 		{"GET /static/", public, s.static},
 		{"GET /login", public, s.loginPage},
@@ -263,6 +269,12 @@ func (s *Server) routes() []route {
 		{"POST /settings/inbound/filter", session, s.saveFilter},
 		{"POST /settings/inbound/filter/delete", session, s.deleteFilter},
 	}
+	if s.metrics != nil {
+		// The one public route that is a choice of the configuration:
+		// TestMetricsRoute checks it exists only then.
+		rts = append(rts, route{"GET /metrics", public, s.metrics.ServeHTTP})
+	}
+	return rts
 }
 
 // maxForm bounds a posted form; the largest, the settings form, is a few

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -132,7 +133,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer tailer.Source.Close()
-	wh, err := startWebhook(ctx, cfg, store, log)
+	m := newMetrics(time.Now)
+	wh, err := startWebhook(ctx, cfg, store, log, m.observePost)
 	if err != nil {
 		return err
 	}
@@ -142,11 +144,30 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer stopBlocks()
-	tailer.Sink = wh.sink(store)
+	tailer.Sink = countingSink{wh.sink(store), m}
 	if d.observe != nil {
 		tailer.Sink = observedSink{tailer.Sink, d.observe}
 	}
-	stopConsole, err := startConsole(ctx, cfg, store, log)
+	var consoleMetrics http.Handler
+	if cfg.Metrics.Listen != "" || cfg.Metrics.Public {
+		spool, err := newConsoleSpool(store)
+		if err != nil {
+			return err
+		}
+		defer spool.Close()
+		m.follow(tailer, spool, store.Path())
+		if cfg.Metrics.Public {
+			consoleMetrics = m.handler(log)
+		}
+		if cfg.Metrics.Listen != "" {
+			stopMetrics, _, err := startMetrics(cfg.Metrics.Listen, m.handler(log), log)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
+		}
+	}
+	stopConsole, err := startConsole(ctx, cfg, store, log, consoleMetrics)
 	if err != nil {
 		return err
 	}

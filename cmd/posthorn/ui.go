@@ -138,7 +138,10 @@ func consoleTestPost(cfg *config.Config) func(context.Context, settings.EventWeb
 // ends or stop is called. It starts nothing when [ui] listen is empty or no
 // user exists yet (nobody could log in). The listener opens before it
 // returns, so a port already in use is an error at startup.
-func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (stop func(), err error) {
+//
+// metrics, if not nil, is served at /metrics without a login
+// (metrics.public).
+func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, metrics http.Handler) (stop func(), err error) {
 	stop = func() {}
 	u := cfg.UI
 	if u.Listen == "" {
@@ -161,6 +164,7 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		MaxSessionAge:     time.Duration(u.SessionLifetime),
 		Hostname:          cfg.Hostname,
 		Logger:            log,
+		Metrics:           metrics,
 	}
 	opts.Settings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.SendTestEvent = consoleTestPost(cfg)

@@ -29,7 +29,9 @@ type webhook struct {
 
 // startWebhook starts forming and posting batches from the store. It
 // returns when the dispatcher runs; stop ends it.
-func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (*webhook, error) {
+//
+// observe, if not nil, is told of each attempt (the metrics).
+func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, observe func(state string, status int, took time.Duration)) (*webhook, error) {
 	log = log.With("component", "event webhook")
 	cur, ok, err := store.EventWebhookSettings(ctx)
 	if err != nil {
@@ -52,6 +54,7 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		Observations:      store,
 		Version:           version,
 		Logger:            log,
+		Observe:           observe,
 	})
 	if err != nil {
 		return nil, err
