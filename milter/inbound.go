@@ -219,6 +219,24 @@ func (t *inbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	// answer: Shutdown must not close the connection between the store's
 	// commit and the answer reaching Postfix.
 	defer t.finish()
+	if obs := t.srv.o.Observe; obs != nil {
+		start := time.Now()
+		decision := DecisionTempfail
+		defer func() { obs(decision, time.Since(start)) }()
+		resp, err := t.endOfMessage(m)
+		switch {
+		case err != nil:
+		case resp == gomilter.RespAccept || resp == gomilter.RespDiscard:
+			decision = DecisionCaptured
+		case t.refusal != nil || t.tooBig:
+			decision = DecisionRefused
+		}
+		return resp, err
+	}
+	return t.endOfMessage(m)
+}
+
+func (t *inbound) endOfMessage(m gomilter.Modifier) (*gomilter.Response, error) {
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		t.queueID = q
 	}

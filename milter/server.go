@@ -72,7 +72,19 @@ type Options struct {
 	Log *slog.Logger
 	// Now is the clock of captured messages and log rows (default time.Now).
 	Now func() time.Time
+	// Observe, if set, is told of the inbound role's answer at the end of
+	// each message (Decision*) and how long that answer took, which is
+	// the time Postfix's smtpd waits on the milter after DATA. It must
+	// not block; cmd/posthorn feeds its metrics from it.
+	Observe func(decision string, took time.Duration)
 }
+
+// Decisions passed to Options.Observe.
+const (
+	DecisionCaptured = "captured" // stored for the Inbound Webhook
+	DecisionRefused  = "refused"  // a policy refusal or a message too big: 5xx
+	DecisionTempfail = "tempfail" // could not be captured: 4xx, Postfix retries
+)
 
 // DefaultMaxMessageSize is Options.MaxMessageSize's default: above
 // Postfix's own default message_size_limit (10240000), so Postfix's limit

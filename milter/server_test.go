@@ -273,41 +273,51 @@ func TestInboundDecisions(t *testing.T) {
 		want    string // stage and action
 		logged  string // reasons of the denied rows
 		capture int
+		decide  string // what Options.Observe is told; "": not called
 	}{
 		{name: "captured and discarded", rcpts: []string{"orders@shop.example"},
-			raw: "From: a@customer.example\nSubject: x\n\nbody\n", want: "eom Discard", capture: 1},
+			raw: "From: a@customer.example\nSubject: x\n\nbody\n", want: "eom Discard", capture: 1, decide: DecisionCaptured},
 		{name: "captured and delivered", mod: func(o *Options, _ *fakeSpool) { o.AfterCapture = Deliver },
-			rcpts: []string{"orders@shop.example"}, raw: "From: a@customer.example\n\nbody\n", want: "eom Accept", capture: 1},
+			rcpts: []string{"orders@shop.example"}, raw: "From: a@customer.example\n\nbody\n", want: "eom Accept", capture: 1, decide: DecisionCaptured},
 		{name: "spam: From in our domain", rcpts: []string{"orders@shop.example", "billing@shop.example"},
 			raw:    "From: ceo@shop.example\nMessage-Id: <spam@x>\nSubject: invoice\n\nbody\n",
 			want:   `eom RejectWithCode 550 "550 5.7.1 Message refused: header From uses a domain of this server"`,
-			logged: "[spam rule: header From is in an allowed domain spam rule: header From is in an allowed domain]"},
+			logged: "[spam rule: header From is in an allowed domain spam rule: header From is in an allowed domain]", decide: DecisionRefused},
 		{name: "spam: From equals To", rcpts: []string{"orders@shop.example"},
 			raw:    "From: me@customer.example\nTo: me@customer.example\n\nbody\n",
 			want:   `eom RejectWithCode 550 "550 5.7.1 Message refused: header From equals header To"`,
-			logged: "[spam rule: header From equals header To]"},
+			logged: "[spam rule: header From equals header To]", decide: DecisionRefused},
 		{name: "no filter matches", rcpts: []string{"billing@shop.example"},
 			raw:    "From: a@customer.example\nSubject: hello\n\nbody\n",
 			want:   `eom RejectWithCode 550 "550 5.7.1 Message refused: no recipient of it is accepted here"`,
-			logged: "[no filter matched]"},
+			logged: "[no filter matched]", decide: DecisionRefused},
 		{name: "one recipient without a match is logged", rcpts: []string{"orders@shop.example", "billing@shop.example"},
-			raw: "From: a@customer.example\nSubject: hello\n\nbody\n", want: "eom Discard", capture: 1},
+			raw: "From: a@customer.example\nSubject: hello\n\nbody\n", want: "eom Discard", capture: 1, decide: DecisionCaptured},
 		{name: "store failure tempfails", mod: func(_ *Options, f *fakeSpool) { f.captureErr = errors.New("disk full") },
 			rcpts: []string{"orders@shop.example"}, raw: "From: a@customer.example\n\nbody\n",
-			want: `eom RejectWithCode 451 "451 4.3.0 Temporary failure storing the message, try again later"`},
+			want: `eom RejectWithCode 451 "451 4.3.0 Temporary failure storing the message, try again later"`, decide: DecisionTempfail},
 		{name: "too large", mod: func(o *Options, _ *fakeSpool) { o.MaxMessageSize = 100 },
 			rcpts: []string{"orders@shop.example"}, raw: "From: a@customer.example\n\n" + strings.Repeat("x", 200) + "\n",
-			want: `eom RejectWithCode 552 "552 5.3.4 Message size exceeds the fixed limit"`},
+			want: `eom RejectWithCode 552 "552 5.3.4 Message size exceeds the fixed limit"`, decide: DecisionRefused},
 		{name: "too large header", mod: func(o *Options, _ *fakeSpool) { o.MaxMessageSize = 100 },
 			rcpts: []string{"orders@shop.example"}, raw: "From: a@customer.example\nSubject: " + strings.Repeat("x", 200) + "\n\nbody\n",
-			want: `eom RejectWithCode 552 "552 5.3.4 Message size exceeds the fixed limit"`},
+			want: `eom RejectWithCode 552 "552 5.3.4 Message size exceeds the fixed limit"`, decide: DecisionRefused},
 		{name: "only pass-through recipients", unknown: PassUnknown, rcpts: []string{"root@other.example"},
 			raw: "From: ceo@shop.example\n\nbody\n", want: "data Accept"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var spool *fakeSpool
+			// Observe runs before the answer is sent: after send, a
+			// decision is in the channel or there is none.
+			decided := make(chan string, 2)
 			h := startHarness(t, testSettings(), c.unknown, func(o *Options) {
 				spool = o.Spool.(*fakeSpool)
+				o.Observe = func(d string, took time.Duration) {
+					if took < 0 {
+						t.Errorf("Observe(%s, %v): negative time", d, took)
+					}
+					decided <- d
+				}
 				if c.mod != nil {
 					c.mod(o, spool)
 				}
@@ -315,6 +325,16 @@ func TestInboundDecisions(t *testing.T) {
 			res := dial(t, h.in).send("QID", "s@customer.example", c.rcpts, crlf(c.raw))
 			if got := res.stage + " " + res.action.String(); got != c.want {
 				t.Errorf("answer:\n got %s\nwant %s", got, c.want)
+			}
+			select {
+			case d := <-decided:
+				if d != c.decide {
+					t.Errorf("observed decision %q, want %q", d, c.decide)
+				}
+			default:
+				if c.decide != "" {
+					t.Errorf("no decision observed, want %q", c.decide)
+				}
 			}
 			if len(spool.captured) != c.capture {
 				t.Errorf("captured %d messages, want %d", len(spool.captured), c.capture)

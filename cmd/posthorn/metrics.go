@@ -23,7 +23,8 @@ import (
 
 // metrics is what serve exports at /metrics. This is the only package
 // that imports client_golang: the components count in plain structs
-// (logtail.Tailer.Summary) or tell a callback (dispatcher.Options.Observe),
+// (logtail.Tailer.Summary) or tell a callback (dispatcher.Options.Observe,
+// milter.Options.Observe),
 // and the values are read or recorded here. Counters that components keep
 // are read at scrape time by a collector, so a scrape costs a few locks
 // and the store's two single-row index reads per webhook.
@@ -119,7 +120,7 @@ func (m *metrics) observePost(state string, status int, took time.Duration) {
 	m.postSeconds.Observe(took.Seconds())
 }
 
-// observeMilter records one answer of the inbound milter.
+// observeMilter is the milter's Options.Observe.
 func (m *metrics) observeMilter(decision string, took time.Duration) {
 	m.milterResults.WithLabelValues(decision).Inc()
 	m.milterSeconds.Observe(took.Seconds())

@@ -55,8 +55,9 @@ func (n notifyingSpool) Capture(ctx context.Context, m *event.InboundMessage) er
 
 // startInbound starts the Inbound Webhook. The milter listeners are open
 // when it returns, so that Postfix can connect as soon as serve reports
-// ready; stop shuts everything down gracefully.
-func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (stop func(), err error) {
+// ready; stop shuts everything down gracefully. observe, if not nil, is
+// told of the milter's answer at the end of each message (the metrics).
+func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, observe func(decision string, took time.Duration)) (stop func(), err error) {
 	log = log.With("component", "inbound webhook")
 	mc := cfg.Milter
 	cur, saved, err := store.InboundSettings(ctx)
@@ -99,6 +100,7 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 			MetadataHeader: mc.MetadataHeader,
 			TempDir:        mc.TempDir,
 			CaptureTimeout: time.Duration(mc.CaptureTimeout),
+			Observe:        observe,
 			Log:            log,
 		})
 		if err != nil {
