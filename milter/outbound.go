@@ -10,17 +10,22 @@ import (
 	"github.com/posthorn/posthorn/event"
 )
 
-// outbound is one milter connection of the outbound role. It refuses
-// nothing: it records per queue ID what the maillog lacks (WIRE.md §2) and
-// accepts. That also makes it safe in non_smtpd_milters, where a filter
-// must not reject or tempfail recipients (MILTER_README).
+// outbound is one milter connection of the outbound role. It records per
+// queue ID what the maillog lacks (WIRE.md §2) and accepts; with a
+// suppression list it refuses (or drops) suppressed recipients. Without
+// one it refuses nothing, which keeps it safe in non_smtpd_milters, where
+// a refused recipient is a configuration error that leaves the mail in
+// the queue (MILTER_README); there SuppressDiscard is the safe choice.
 type outbound struct {
 	gomilter.NoOpMilter
 	srv *Server
 
 	active  bool
+	start   time.Time // of MAIL: the time of suppressed recipients' records
+	txn     uint64    // the transaction's number in this process
 	from    string
 	rcpts   []string
+	dropped []string // suppressed recipients, removed at the end (SuppressDiscard)
 	queueID string
 	// Raw values of the first From, Subject, Message-Id and metadata
 	// header.
@@ -44,15 +49,58 @@ func (o *outbound) MailFrom(from string, _ string, _ gomilter.Modifier) (*gomilt
 	// refuses, so while stopping it only stops counting.
 	o.active = o.srv.begin()
 	o.from = from
+	o.start, o.txn = o.srv.o.Now(), o.srv.txns.Add(1)
 	return gomilter.RespContinue, nil
 }
 
 func (o *outbound) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.Response, error) {
-	o.rcpts = append(o.rcpts, rcpt)
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		o.queueID = q
 	}
+	if o.srv.o.Suppression != nil {
+		if resp := o.suppress(gomilter.RemoveAngle(rcpt)); resp != nil {
+			return resp, nil
+		}
+	}
+	o.rcpts = append(o.rcpts, rcpt)
 	return gomilter.RespContinue, nil
+}
+
+// suppress answers for a recipient on the suppression list, after storing
+// its records; nil lets the recipient through. A failed look-up or store
+// tempfails the recipient: accepting it could send to a suppressed address
+// or lose the record of its refusal.
+func (o *outbound) suppress(rcpt string) *gomilter.Response {
+	sup := o.srv.o.Suppression
+	log := o.srv.o.Log.With("role", "outbound", "queue_id", o.queueID, "rcpt", rcpt)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	blocked, err := sup.IsBlocked(ctx, rcpt)
+	if err != nil {
+		log.Error("suppression list not readable: recipient tempfailed", "err", err)
+		return respond(replyTempLookup)
+	}
+	if !blocked {
+		return nil
+	}
+	if o.start.IsZero() {
+		// RCPT without MAIL: only a broken client.
+		o.start, o.txn = o.srv.o.Now(), o.srv.txns.Add(1)
+	}
+	evs := suppressedEvents(o.srv.o.Host, o.txn, o.start, o.queueID, gomilter.RemoveAngle(o.from), rcpt)
+	if err := sup.RecordSuppressed(ctx, evs); err != nil {
+		log.Error("suppressed recipient not recorded: recipient tempfailed", "err", err)
+		return respond(replyTempLookup)
+	}
+	if o.srv.o.SuppressAction == SuppressDiscard {
+		log.Info("suppressed recipient accepted and dropped")
+		o.dropped = append(o.dropped, rcpt)
+		return gomilter.RespContinue
+	}
+	r := replySuppressed(rcpt)
+	log.Info("suppressed recipient refused", "reply", r.String())
+	// A reply code answers for this recipient only (MILTER.md §1.3).
+	return respond(r)
 }
 
 func (o *outbound) Data(m gomilter.Modifier) (*gomilter.Response, error) {
@@ -113,6 +161,18 @@ func (o *outbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error)
 			log.Warn("observation not recorded", "err", err)
 		} else {
 			log.Debug("message observed", "rcpts", len(obs.Recipients))
+		}
+	}
+	if len(o.dropped) > 0 {
+		if len(o.rcpts) == 0 {
+			// Every recipient is suppressed: nothing is left to send.
+			return gomilter.RespDiscard, nil
+		}
+		for _, r := range o.dropped {
+			if err := m.DeleteRecipient(r); err != nil {
+				log.Error("remove suppressed recipient: message tempfailed", "rcpt", r, "err", err)
+				return respond(replyTempLookup), nil
+			}
 		}
 	}
 	return gomilter.RespAccept, nil

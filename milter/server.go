@@ -68,6 +68,11 @@ type Options struct {
 	ReadTimeout time.Duration
 	// Parse bounds the MIME parser.
 	Parse ParseOptions
+	// Suppression, when set, is the suppression list the outbound role
+	// enforces at RCPT; nil enforces none.
+	Suppression Suppression
+	// SuppressAction: SuppressReject (default) or SuppressDiscard.
+	SuppressAction SuppressAction
 	// Log receives one line per decision; nil discards.
 	Log *slog.Logger
 	// Now is the clock of captured messages and log rows (default time.Now).
@@ -98,6 +103,7 @@ type Server struct {
 	policy  atomic.Pointer[Policy]
 	inbound *gomilter.Server
 	outbnd  *gomilter.Server
+	txns    atomic.Uint64 // outbound transactions begun, for record ids
 
 	mu       sync.Mutex
 	open     int           // transactions between MAIL and their end
@@ -119,6 +125,13 @@ func NewServer(o Options) (*Server, error) {
 	case Discard, Deliver:
 	default:
 		return nil, fmt.Errorf("create milter server: after_capture must be %q or %q, got %q", Discard, Deliver, o.AfterCapture)
+	}
+	switch o.SuppressAction {
+	case "":
+		o.SuppressAction = SuppressReject
+	case SuppressReject, SuppressDiscard:
+	default:
+		return nil, fmt.Errorf("create milter server: suppressed recipients must be %q or %q, got %q", SuppressReject, SuppressDiscard, o.SuppressAction)
 	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = DefaultMaxMessageSize
@@ -171,14 +184,24 @@ func NewServer(o Options) (*Server, error) {
 		gomilter.WithMacroRequest(gomilter.StageEOM, []string{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(o.ReadTimeout),
 	)
+	// The outbound role mostly listens: no body, and no answer before the
+	// end of the message, where it accepts. With a suppression list it
+	// answers each RCPT (one round trip per recipient) and may take
+	// recipients off the message.
+	outProto := gomilter.OptNoHelo | gomilter.OptNoUnknown | gomilter.OptNoBody |
+		gomilter.OptNoConnReply | gomilter.OptNoMailReply | gomilter.OptNoDataReply |
+		gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply
+	var outActions gomilter.OptAction
+	if o.Suppression == nil {
+		outProto |= gomilter.OptNoRcptReply
+	} else if o.SuppressAction == SuppressDiscard {
+		outActions = gomilter.OptRemoveRcpt
+	}
 	s.outbnd = gomilter.NewServer(
 		gomilter.WithMilter(func() gomilter.Milter { return &outbound{srv: s} }),
-		// The outbound role only listens: no body, and no answer before
-		// the end of the message, where it accepts.
-		gomilter.WithProtocols(gomilter.OptNoHelo|gomilter.OptNoUnknown|gomilter.OptNoBody|
-			gomilter.OptNoConnReply|gomilter.OptNoMailReply|gomilter.OptNoRcptReply|gomilter.OptNoDataReply|
-			gomilter.OptNoHeaderReply|gomilter.OptNoEOHReply),
-		gomilter.WithActions(0),
+		gomilter.WithProtocols(outProto),
+		gomilter.WithActions(outActions),
+		gomilter.WithMacroRequest(gomilter.StageRcpt, []string{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageData, []string{gomilter.MacroQueueId}),
 		gomilter.WithMacroRequest(gomilter.StageEOM, []string{gomilter.MacroQueueId}),
 		gomilter.WithReadTimeout(o.ReadTimeout),

@@ -344,6 +344,25 @@ func (s *Store) IsBlocked(ctx context.Context, address string) (bool, error) {
 	return true, nil
 }
 
+// RecordSuppressed stores the records of a recipient the milter refused
+// or dropped because it is on the suppression list, in one durable
+// transaction (the milter answers the client right after). An event whose
+// (time, id) is already stored is skipped, so the same refusal recorded
+// twice is stored once.
+func (s *Store) RecordSuppressed(ctx context.Context, evs []event.Event) error {
+	var stored []Pending
+	err := s.write(ctx, true, func(tx *sql.Tx) error {
+		var err error
+		stored, err = s.insertBlockEvents(ctx, tx, evs)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record suppressed recipient: %w", err)
+	}
+	s.recent().add(stored)
+	return nil
+}
+
 // BlockQuery selects entries for `blocks list`, the export and the UI.
 type BlockQuery struct {
 	Address string    // substring of the address, case-insensitive for ASCII; "" all

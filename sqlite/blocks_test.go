@@ -179,3 +179,33 @@ func BenchmarkIsBlocked(b *testing.B) {
 		b.Fatal("no address was found")
 	}
 }
+
+// TestRecordSuppressed: the milter's records of a suppressed recipient are
+// stored together, and recording the same refusal again adds nothing.
+func TestRecordSuppressed(t *testing.T) {
+	ctx := t.Context()
+	s := openTest(t, Options{})
+	failed := event.Event{ID: "suppressed-1-failed", Type: event.Failed, Time: blockT0, Host: "mx.test",
+		To: "gone@example.org", DSN: "5.7.1", Reason: "550 5.7.1 <gone@example.org>: recipient is suppressed"}
+	bounced := failed
+	bounced.ID, bounced.Type, bounced.Class = "suppressed-1-bounced", event.Bounced, event.ClassBlocked
+	for range 2 {
+		if err := s.RecordSuppressed(ctx, []event.Event{failed, bounced}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Events(ctx, event.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events reads in (time, id) order: "bounced" sorts first.
+	if len(got) != 2 || got[1].ID != failed.ID || got[0].ID != bounced.ID || got[0].Class != event.ClassBlocked || got[1].Reason != failed.Reason {
+		t.Fatalf("stored %+v", got)
+	}
+	// A bad event fails the whole transaction.
+	bad := bounced
+	bad.ID, bad.Time = "suppressed-2-bounced", time.Time{}.AddDate(-1, 0, 0)
+	if err := s.RecordSuppressed(ctx, []event.Event{failed, bad}); err == nil {
+		t.Error("an unstorable event was accepted")
+	}
+}

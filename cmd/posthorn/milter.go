@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posthorn/posthorn/blocks"
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
@@ -25,6 +26,32 @@ var (
 	_ milter.Spool             = (*sqlite.Store)(nil)
 	_ dispatcher.InboundOutbox = (*sqlite.Store)(nil)
 )
+
+// suppressionList is the suppression list as the outbound role sees it:
+// addresses compared in their normalised form, and each refusal's records
+// waking the Event Webhook's dispatcher.
+type suppressionList struct {
+	store  *sqlite.Store
+	notify func()
+}
+
+func (l suppressionList) IsBlocked(ctx context.Context, addr string) (bool, error) {
+	a, err := blocks.Normalize(addr)
+	if err != nil {
+		// Only a normalised address is ever stored (blocks add refuses the
+		// others), so one that cannot be normalised is not on the list.
+		return false, nil
+	}
+	return l.store.IsBlocked(ctx, a)
+}
+
+func (l suppressionList) RecordSuppressed(ctx context.Context, evs []event.Event) error {
+	if err := l.store.RecordSuppressed(ctx, evs); err != nil {
+		return err
+	}
+	l.notify()
+	return nil
+}
 
 // inboundSvc runs the Inbound Webhook inside serve: the milter's two roles
 // (when configured), the dispatcher that posts captured mail, a settings
@@ -55,9 +82,11 @@ func (n notifyingSpool) Capture(ctx context.Context, m *event.InboundMessage) er
 
 // startInbound starts the Inbound Webhook. The milter listeners are open
 // when it returns, so that Postfix can connect as soon as serve reports
-// ready; stop shuts everything down gracefully. observe, if not nil, is
-// told of the milter's answer at the end of each message (the metrics).
-func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, observe func(decision string, took time.Duration)) (stop func(), err error) {
+// ready; stop shuts everything down gracefully. notifyEvents wakes the
+// Event Webhook's dispatcher after the outbound role stored records of
+// suppressed recipients. observe, if not nil, is told of the milter's
+// answer at the end of each message (the metrics).
+func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, notifyEvents func(), log *slog.Logger, observe func(decision string, took time.Duration)) (stop func(), err error) {
 	log = log.With("component", "inbound webhook")
 	mc := cfg.Milter
 	cur, saved, err := store.InboundSettings(ctx)
@@ -101,6 +130,8 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 			TempDir:        mc.TempDir,
 			CaptureTimeout: time.Duration(mc.CaptureTimeout),
 			Observe:        observe,
+			Suppression:    suppressionList{store, notifyEvents},
+			SuppressAction: milter.SuppressAction(mc.Suppressed),
 			Log:            log,
 		})
 		if err != nil {

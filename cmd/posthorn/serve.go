@@ -172,7 +172,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer stopConsole()
-	stopInbound, err := startInbound(ctx, cfg, store, log, m.observeMilter)
+	stopInbound, err := startInbound(ctx, cfg, store, wh.d.Notify, log, m.observeMilter)
 	if err != nil {
 		return err
 	}
