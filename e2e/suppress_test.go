@@ -19,7 +19,14 @@ import (
 // role refuses a suppressed recipient at RCPT while the message goes on to
 // its other recipient, and the Event Webhook receiver gets the refusal's
 // failed deliveries record and its bounces record of class 10.
-func TestSuppressionAtRCPT(t *testing.T) {
+func TestSuppressionAtRCPT(t *testing.T) { testSuppression(t, "reject") }
+
+// TestSuppressionDiscard: with suppressed = "discard" the client sees the
+// suppressed recipient accepted, Postfix delivers only to the other one,
+// and the receiver gets the same two records.
+func TestSuppressionDiscard(t *testing.T) { testSuppression(t, "discard") }
+
+func testSuppression(t *testing.T, mode string) {
 	recv := startReceiver(t)
 	outPort, subPort := freePort(t), freePort(t)
 	inst := postfixtest.Start(t, postfixtest.Options{
@@ -30,7 +37,7 @@ func TestSuppressionAtRCPT(t *testing.T) {
 	})
 	dir := testDir(t)
 	db := filepath.Join(dir, "posthorn.db")
-	cfg := writeConfig(t, dir, inst.MaillogPath(), fmt.Sprintf("[milter]\noutbound = \"inet:127.0.0.1:%d\"\n", outPort))
+	cfg := writeConfig(t, dir, inst.MaillogPath(), fmt.Sprintf("[milter]\noutbound = \"inet:127.0.0.1:%d\"\nsuppressed = %q\n", outPort, mode))
 	data, _ := os.ReadFile(cfg)
 	os.WriteFile(cfg, append([]byte("server_composition = \"e2e-composition\"\n"), data...), 0o644)
 	importSettings(t, dir, cfg, hookSettings(recv.url, recv.caFile, ""))
@@ -49,8 +56,9 @@ func TestSuppressionAtRCPT(t *testing.T) {
 	if err != nil {
 		t.Logf("swaks: %v", err) // one refused recipient may make swaks report failure
 	}
-	if !strings.Contains(string(out), "550 5.7.1 <"+gone+">: recipient is suppressed") {
-		t.Fatalf("no refusal of %s at RCPT:\n%s", gone, out)
+	refused := strings.Contains(string(out), "550 5.7.1 <"+gone+">: recipient is suppressed")
+	if refused != (mode == "reject") {
+		t.Fatalf("%s mode: refusal of %s at RCPT: %v\n%s", mode, gone, refused, out)
 	}
 	m := regexpQueued.FindSubmatch(out)
 	if m == nil {
@@ -58,6 +66,13 @@ func TestSuppressionAtRCPT(t *testing.T) {
 	}
 	qid := string(m[1])
 	inst.WaitLog(t, ctx, postfixtest.Delivery(qid, ok, "sent"))
+	inst.WaitLog(t, ctx, postfixtest.Removed(qid))
+	if mode == "discard" {
+		// Taken off the message: Postfix never tried to deliver to it.
+		if log := readFile(t, inst.MaillogPath()); strings.Contains(log, "to=<"+gone+">") {
+			t.Errorf("Postfix handled %s:\n%s", gone, log)
+		}
+	}
 
 	// The records as the receiver must get them: the stored events of the
 	// refusal, encoded with the imported settings.
