@@ -84,6 +84,35 @@ type Config struct {
 	// Prometheus metrics at /metrics: log lines read, events, webhook
 	// backlog and posts, milter decisions, database size.
 	Metrics Metrics `toml:"metrics"`
+
+	// Alerts when the Event Webhook keeps failing: an error in the log
+	// and, if mail_to is set, a mail through the local Postfix.
+	Alerts Alerts `toml:"alerts"`
+}
+
+// Alerts is the [alerts] table.
+type Alerts struct {
+	// How long the Event Webhook must have failed without a single
+	// success before an alert is raised. While it keeps failing the alert
+	// is repeated at most hourly. From 1m to 7d.
+	After Duration `toml:"after"`
+
+	// Address that alert and recovery mails are sent to. Empty means
+	// alerts are only logged.
+	MailTo string `toml:"mail_to"`
+
+	// Envelope and header sender of alert mails. Empty means
+	// posthorn@ and the value of hostname.
+	From string `toml:"from"`
+
+	// The sendmail program that submits alert mails to Postfix, as an
+	// absolute path. It is run as "sendmail -i -f FROM -- TO" with the
+	// message on standard input.
+	Sendmail string `toml:"sendmail"`
+
+	// Extra arguments put before the others, e.g. ["-C",
+	// "/etc/postfix-out"] for a second Postfix instance.
+	SendmailArgs []string `toml:"sendmail_args"`
 }
 
 // Metrics is the [metrics] table.
@@ -327,6 +356,11 @@ func defaults() Config {
 			SessionLifetime: Duration(12 * time.Hour),
 		},
 		Webhook: Webhook{MaxPending: 1000000},
+		Alerts: Alerts{
+			After:        Duration(time.Hour),
+			Sendmail:     "/usr/sbin/sendmail",
+			SendmailArgs: []string{},
+		},
 		Milter: Milter{
 			SocketMode:      "0660",
 			UnknownDomain:   "reject",
@@ -351,7 +385,8 @@ func Default() *Config {
 	return &c
 }
 
-// fillHostnames applies the defaults of hostname and server_composition.
+// fillHostnames applies the defaults of hostname, server_composition and
+// alerts.from.
 func (c *Config) fillHostnames() error {
 	if c.Hostname == "" {
 		h, err := os.Hostname()
@@ -362,6 +397,9 @@ func (c *Config) fillHostnames() error {
 	}
 	if c.ServerComposition == "" {
 		c.ServerComposition = c.Hostname
+	}
+	if c.Alerts.From == "" {
+		c.Alerts.From = "posthorn@" + c.Hostname
 	}
 	return nil
 }

@@ -279,4 +279,40 @@ var fields = []Field{
 		Default: "false",
 		Doc:     "Serve /metrics on the web console's listener too, without a login. Every other console page needs one.",
 	},
+	{
+		Key:     "alerts",
+		Type:    "table",
+		Default: "",
+		Doc:     "Alerts when the Event Webhook keeps failing: an error in the log and, if mail_to is set, a mail through the local Postfix.",
+	},
+	{
+		Key:     "alerts.after",
+		Type:    "duration",
+		Default: `"1h"`,
+		Doc:     "How long the Event Webhook must have failed without a single success before an alert is raised. While it keeps failing the alert is repeated at most hourly. From 1m to 7d.",
+	},
+	{
+		Key:     "alerts.mail_to",
+		Type:    "string",
+		Default: `""`,
+		Doc:     "Address that alert and recovery mails are sent to. Empty means alerts are only logged.",
+	},
+	{
+		Key:     "alerts.from",
+		Type:    "string",
+		Default: `""`,
+		Doc:     "Envelope and header sender of alert mails. Empty means posthorn@ and the value of hostname.",
+	},
+	{
+		Key:     "alerts.sendmail",
+		Type:    "string",
+		Default: `"/usr/sbin/sendmail"`,
+		Doc:     `The sendmail program that submits alert mails to Postfix, as an absolute path. It is run as "sendmail -i -f FROM -- TO" with the message on standard input.`,
+	},
+	{
+		Key:     "alerts.sendmail_args",
+		Type:    "list of strings",
+		Default: "[]",
+		Doc:     `Extra arguments put before the others, e.g. ["-C", "/etc/postfix-out"] for a second Postfix instance.`,
+	},
 }

@@ -82,6 +82,37 @@ func (v *validator) check(c *Config) {
 	if c.Metrics.Public && c.UI.Listen == "" {
 		v.errorf("metrics.public", "needs ui.listen: /metrics is served on the console's listener")
 	}
+	v.alerts(c)
+}
+
+// alerts checks the [alerts] table and fills in the default sender.
+func (v *validator) alerts(c *Config) {
+	a := &c.Alerts
+	inRange(v, "alerts.after", a.After, Duration(time.Minute), Duration(7*day))
+	v.absolute("alerts.sendmail", a.Sendmail)
+	if a.MailTo != "" {
+		v.mailbox("alerts.mail_to", a.MailTo)
+	}
+	if v.doc.first("alerts.from") != nil {
+		v.mailbox("alerts.from", a.From)
+	}
+	for _, arg := range a.SendmailArgs {
+		if arg == "" || strings.ContainsFunc(arg, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			v.errorf("alerts.sendmail_args", "entries must be non-empty and printable, got %q", arg)
+		}
+	}
+}
+
+// mailbox checks a bare address (RFC 5321 §4.1.2 Mailbox: local-part "@"
+// domain). It becomes a sendmail argument after "--" and a header value,
+// so spaces, angle brackets and control characters are refused rather
+// than quoted.
+func (v *validator) mailbox(key, addr string) {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") ||
+		strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' || r > '~' || strings.ContainsRune("<>(),;:\\\"[]", r) }) {
+		v.errorf(key, `want a bare address such as "postmaster@example.com", got %q`, addr)
+	}
 }
 
 // hostPort checks a listener address: an IP address or localhost (or

@@ -44,8 +44,9 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		defer mu.Unlock()
 		return cur
 	}
+	alerts := newAlertWatcher("Event Webhook", cfg.Alerts, log, time.Now)
 	d, err := dispatcher.New(dispatcher.Options{
-		Outbox:            store,
+		Outbox:            alertOutbox{Store: store, w: alerts},
 		Settings:          get,
 		AllowHTTP:         cfg.AllowInsecureHTTP,
 		ServerComposition: cfg.ServerComposition,
@@ -66,6 +67,7 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 			log.Error("event webhook stopped", "err", err)
 		}
 	})
+	wg.Go(func() { alerts.run(rctx) })
 	wg.Go(func() {
 		t := time.NewTicker(settingsPoll)
 		defer t.Stop()
