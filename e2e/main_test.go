@@ -66,9 +66,20 @@ level = "debug"
 
 // daemon is a running `posthorn serve`.
 type daemon struct {
-	cmd  *exec.Cmd
-	done chan error
-	log  *os.File
+	cmd      *exec.Cmd
+	done     chan error
+	log      *os.File
+	logStart int64 // size of the shared serve.log when this run began
+}
+
+// started reports whether this run has logged that it follows the
+// maillog, which it does after its signal handlers are in place.
+func (d *daemon) started() bool {
+	data, err := os.ReadFile(d.log.Name())
+	if err != nil || int64(len(data)) < d.logStart {
+		return false
+	}
+	return strings.Contains(string(data[d.logStart:]), `msg="following maillog"`)
 }
 
 func startServe(t *testing.T, cfgPath string) *daemon {
@@ -77,12 +88,16 @@ func startServe(t *testing.T, cfgPath string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var logStart int64
+	if fi, err := logf.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	cmd := exec.Command(posthorn, "serve", "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, done: make(chan error, 1), log: logf}
+	d := &daemon{cmd: cmd, done: make(chan error, 1), log: logf, logStart: logStart}
 	go func() { d.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -105,6 +120,18 @@ func (d *daemon) kill(t *testing.T) {
 // stop sends SIGTERM and returns how long the daemon took to exit.
 func (d *daemon) stop(t *testing.T) (time.Duration, error) {
 	t.Helper()
+	// A signal that arrives before serve has installed its handlers
+	// kills it like any program; wait until this run has logged that it
+	// started (or has exited) so the stop tests serve's own shutdown.
+	deadline := time.Now().Add(30 * time.Second)
+	for !d.started() && time.Now().Before(deadline) {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			deadline = time.Time{} // it exited: nothing to wait for
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	start := time.Now()
 	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
