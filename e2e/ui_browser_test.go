@@ -268,9 +268,27 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", step, err)
 		}
 	}
+	// settled runs a read of the page again while a navigation that has
+	// just replaced the document leaves Chromium without the JavaScript
+	// context the read started in ("Cannot find context with specified
+	// id"): the page is there, only the moment was wrong.
+	settled := func(read func() error) error {
+		var err error
+		for range 50 {
+			if err = read(); err == nil || !strings.Contains(err.Error(), "Cannot find context") {
+				return err
+			}
+			chromedp.Do(ctx, chromedp.WaitReady("body"))
+		}
+		return err
+	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.TextContent(css(sel)))
+		var s string
+		err := settled(func() (err error) {
+			s, err = chromedp.Run(ctx, chromedp.TextContent(css(sel)))
+			return err
+		})
 		if err != nil {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
@@ -278,18 +296,37 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	count := func(sel string) int {
 		t.Helper()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+		var n int
+		err := settled(func() (err error) {
+			n, err = chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+			return err
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
+	// shot saves a picture of the screen. Screenshots are a record for
+	// people, not an assertion: a full-page capture that headless Chromium
+	// does not finish (seen under load on 2 cores) falls back to the
+	// viewport, and a capture that fails both ways is reported in the log
+	// without failing the checks of the screen itself.
 	shot := func(name string) {
 		t.Helper()
 		t.Logf("%6.2fs screenshot %s", time.Since(start).Seconds(), name)
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		var png []byte
+		var err error
+		for _, capture := range []chromedp.Action[[]byte]{chromedp.FullScreenshot(100), chromedp.CaptureScreenshot()} {
+			sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			png, err = chromedp.Run(sctx, capture)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
 		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
+			t.Logf("WARNING: screenshot %s not saved: %v", name, err)
+			return
 		}
 		if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
