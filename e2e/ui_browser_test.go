@@ -275,7 +275,7 @@ func TestConsoleBrowser(t *testing.T) {
 	settled := func(read func() error) error {
 		var err error
 		for range 50 {
-			if err = read(); err == nil || !strings.Contains(err.Error(), "Cannot find context") {
+			if err = read(); err == nil || !(strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "No node with given id")) {
 				return err
 			}
 			chromedp.Do(ctx, chromedp.WaitReady("body"))
@@ -428,8 +428,21 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.WaitVisible(css(`[data-testid="search"]`)),
 		chromedp.SetValue(css("#from"), from),
 		chromedp.Click(css(`[data-testid="search-submit"]`)),
-		chromedp.WaitVisible(css(`[data-testid="more-notice"]`)),
 	)
+	// The search is a GET form: wait for the document it loads, not for
+	// the notice the page before it may show already.
+	if err := settled(func() error {
+		for {
+			done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`location.search.indexOf("from=") >= 0 && document.readyState === "complete"`))
+			if err != nil || done {
+				return err
+			}
+			chromedp.Do(ctx, chromedp.WaitReady("body"))
+		}
+	}); err != nil {
+		t.Fatalf("search the event log: %v", err)
+	}
+	do("the search result", chromedp.WaitVisible(css(`[data-testid="more-notice"]`)))
 	if n := count(`[data-testid="event-row"]`); n != 10 {
 		t.Errorf("%d rows on the first page, want 10", n)
 	}
