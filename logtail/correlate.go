@@ -70,6 +70,7 @@ type msgState struct {
 	LastSeen     time.Time `json:",omitzero"`
 	QueuedAt     time.Time `json:",omitzero"`  // first "queue active"
 	Notification bool      `json:",omitempty"` // Postfix's own NDN/DSN/delay notice
+	Born         bool      `json:",omitempty"` // has smtpd's client= or pickup's uid= line: not made inside Postfix
 	Parent       *link     `json:",omitempty"` // set when this message is a hand-off of another
 	Rcpts        []*rcpt   `json:",omitempty"` // in order of first sighting
 	RemovedAt    time.Time `json:",omitzero"`  // closed; kept for Grace to catch late lines
@@ -182,9 +183,11 @@ func (c *Correlator) Feed(r *Record, t time.Time, raw string) []event.Event {
 	case KindClient:
 		st := c.begin(r, t)
 		st.ClientIP = strings.Clone(r.ClientIP)
+		st.Born = true
 	case KindPickup:
 		st := c.begin(r, t)
 		st.ReturnPath = strings.Clone(r.From)
+		st.Born = true
 	case KindMessageID:
 		st := c.lookup(r, t, true)
 		st.MessageID = strings.Clone(r.MessageID)
@@ -467,6 +470,9 @@ func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
 		child.Notification = child.Notification || st.Notification
 		return
 	}
+	if st.Parent == nil && !st.Born && r.OrigTo != "" && st.ReturnPath != "" {
+		c.adoptForward(st, r, t)
+	}
 	if st.Notification && !c.opts.ReportNotifications {
 		c.stats.Notified++
 		if typ != event.Deferred {
@@ -509,6 +515,38 @@ func endsMessage(r *Record) bool {
 		return false
 	}
 	return true
+}
+
+// adoptForward links a message that local(8) made by forwarding (it has no
+// client= or uid= line of its own) to the message it came from, when its
+// delivery is logged before local(8) logs "forwarded as" — which a real
+// Postfix does: qmgr can deliver the new message before local(8) writes
+// its line. The parent is the open message with the same Message-ID and
+// sender; the recipient the sender addressed is the line's orig_to.
+func (c *Correlator) adoptForward(st *msgState, r *Record, t time.Time) {
+	var p *msgState
+	for _, o := range c.open {
+		if o != st && o.Born && o.RemovedAt.IsZero() && o.key.Host == st.key.Host &&
+			o.MessageID != "" && o.MessageID == st.MessageID && o.ReturnPath == st.ReturnPath {
+			if p == nil || o.FirstSeen.After(p.FirstSeen) || (o.FirstSeen.Equal(p.FirstSeen) && o.key.QueueID > p.key.QueueID) {
+				p = o // the newest, deterministically
+			}
+		}
+	}
+	if p == nil {
+		return
+	}
+	prc := p.rcpt(r.OrigTo, "")
+	if !prc.Queued && p.Parent == nil && !p.Notification {
+		c.emitQueued(p, prc)
+		prc.Queued = true
+	}
+	prc.Final = true
+	c.touch(p, t)
+	l := p.facts()
+	l.QueueID, l.To, l.OrigTo, l.Forward = p.key.QueueID, prc.To, "", true
+	st.Parent = &l
+	st.Notification = st.Notification || p.Notification
 }
 
 // isHandOff tells a re-injection into this same Postfix from a remote
