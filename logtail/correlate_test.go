@@ -16,6 +16,7 @@ import (
 	"github.com/posthorn/posthorn/event"
 )
 
+// update rewrites the golden files of every test in the package.
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // sliceSource serves fixed lines, a few per Read, as a pure test double of

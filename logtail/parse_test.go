@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,28 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 )
-
-// The package's golden tests share one -update flag. Another test file may
-// declare it already (package-level variables are initialised before any
-// init function runs), so register it only when it is missing.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite golden files")
-	}
-}
-
-func parseGoldenUpdate() bool {
-	f := flag.Lookup("update")
-	if f == nil {
-		return false
-	}
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return false
-	}
-	b, _ := g.Get().(bool)
-	return b
-}
 
 // parseInputLines reads a testdata input: one log line per line, kept byte
 // for byte (trailing spaces and tabs included).
@@ -117,7 +94,7 @@ func TestParseGolden(t *testing.T) {
 				got.Write(parseGoldenMarshal(t, parseGoldenRecord(r, err)))
 			}
 			golden := strings.TrimSuffix(in, ".log") + ".golden"
-			if parseGoldenUpdate() {
+			if *update {
 				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
 					t.Fatal(err)
 				}
