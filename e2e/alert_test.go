@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,13 +20,7 @@ func TestAlertMailThroughPostfix(t *testing.T) {
 	inst := postfixtest.Start(t, postfixtest.Options{})
 	dir := testDir(t)
 
-	// A port that was just free: connecting to it is refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "https://" + ln.Addr().String() + "/hook"
-	ln.Close()
+	dead := "https://" + refusedAddr(t) + "/hook"
 
 	alerts := fmt.Sprintf(`[alerts]
 after = "1m"

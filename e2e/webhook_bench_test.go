@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -188,13 +187,7 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 // deadEndpoint returns an https URL on a loopback port nothing listens
 // on: connections are refused at once.
 func deadEndpoint(b *testing.B) string {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return "https://" + l.Addr().String() + "/events"
+	return "https://" + refusedAddr(b) + "/events"
 }
 
 // headLines writes the first n lines of a file to a new file.
