@@ -88,6 +88,76 @@ type Config struct {
 	// Alerts when the Event Webhook keeps failing: an error in the log
 	// and, if mail_to is set, a mail through the local Postfix.
 	Alerts Alerts `toml:"alerts"`
+
+	// The suppression list ("posthorn blocks", the console's Blocks
+	// screen and /api/v1/blocks): when registrations take effect, how long
+	// they last, and which bounces register an address automatically.
+	Blocks Blocks `toml:"blocks"`
+}
+
+// Blocks is the [blocks] table.
+type Blocks struct {
+	// Daily time, "HH:MM" in the blocks time zone, at which scheduled
+	// registrations take effect. A registration asked for "now" (blocks
+	// add --now, the console, the API) does not wait for it.
+	ExecTime string `toml:"exec_time"`
+
+	// IANA time zone of exec_time and of the times the blocks commands
+	// read and show. Empty means the Event Webhook's time zone, else
+	// maillog.timezone, else the system's.
+	Timezone string `toml:"timezone"`
+
+	// Watch period: an entry is lifted automatically, with a "deleted"
+	// record, this many days after it takes effect. 0 keeps entries until
+	// they are deleted. From 0 to 3650.
+	WatchDays int `toml:"watch_days"`
+
+	// Automatic registration: how many bounces of each class an address
+	// may get before it is put on the list (reason: the class), counted
+	// from the maillog's bounces and from bounce mail. 0 turns a class
+	// off; all are off by default.
+	AutoRegister AutoRegister `toml:"auto_register"`
+}
+
+// AutoRegister is the [blocks.auto_register] table: one count per bounce
+// class of the Event Webhook's bounces records (classes 10 and 11 are the
+// list's own refusals and never register). Each is from 0 (off) to 1000.
+type AutoRegister struct {
+	// Class 1: the recipient's domain does not exist (a typical value: 1).
+	UnknownHost int `toml:"unknown_host"`
+	// Class 2: no such mailbox, such as 550 5.1.1 (a typical value: 1).
+	UnknownUser int `toml:"unknown_user"`
+	// Class 3: delivery timed out; Postfix gave up after its queue
+	// lifetime.
+	Timeout int `toml:"retransmission_timeout"`
+	// Class 4: refused by the receiver's policy or as spam.
+	Policy int `toml:"policy"`
+	// Class 5: the mailbox is full (a typical value: 3).
+	OverCapacity int `toml:"over_capacity"`
+	// Class 6: forwarding at the receiver failed.
+	Forwarding int `toml:"forwarding_error"`
+	// Class 7: the receiving server failed.
+	ReceiverError int `toml:"receiver_error"`
+	// Class 8: the message is too large for the receiver.
+	TooLarge int `toml:"message_too_large"`
+	// Class 9: the address is malformed (a typical value: 1).
+	AddressFormat int `toml:"address_format"`
+	// Class 99: any other permanent error.
+	Other int `toml:"other"`
+}
+
+// Location returns the zone named by Timezone, or nil when it is empty
+// (the caller then falls back as the field's doc says). Load has validated
+// the name.
+func (b *Blocks) Location() *time.Location {
+	if b.Timezone == "" {
+		return nil
+	}
+	loc, err := time.LoadLocation(b.Timezone)
+	if err != nil {
+		return nil
+	}
+	return loc
 }
 
 // Alerts is the [alerts] table.
@@ -356,6 +426,7 @@ func defaults() Config {
 			SessionLifetime: Duration(12 * time.Hour),
 		},
 		Webhook: Webhook{MaxPending: 1000000},
+		Blocks: Blocks{ExecTime: "00:00"},
 		Alerts: Alerts{
 			After:        Duration(time.Hour),
 			Sendmail:     "/usr/sbin/sendmail",

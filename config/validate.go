@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +84,29 @@ func (v *validator) check(c *Config) {
 		v.errorf("metrics.public", "needs ui.listen: /metrics is served on the console's listener")
 	}
 	v.alerts(c)
+	v.blocks(&c.Blocks)
+}
+
+// blocks checks the [blocks] table.
+func (v *validator) blocks(b *Blocks) {
+	if h, m, ok := strings.Cut(b.ExecTime, ":"); !ok || len(h) != 2 || len(m) != 2 || !digits(h) || !digits(m) || h > "23" || m > "59" {
+		v.errorf("blocks.exec_time", `must be a time of day "HH:MM" from "00:00" to "23:59", got %q`, b.ExecTime)
+	}
+	if b.Timezone != "" {
+		if _, err := time.LoadLocation(b.Timezone); err != nil {
+			v.errorf("blocks.timezone", `unknown time zone %q: want an IANA name such as "Asia/Tokyo" or "UTC"`, b.Timezone)
+		}
+	}
+	inRange(v, "blocks.watch_days", b.WatchDays, 0, 3650)
+	r := reflect.ValueOf(b.AutoRegister)
+	for i := range r.NumField() {
+		key := "blocks.auto_register." + r.Type().Field(i).Tag.Get("toml")
+		inRange(v, key, int(r.Field(i).Int()), 0, 1000)
+	}
+}
+
+func digits(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) < 0
 }
 
 // alerts checks the [alerts] table and fills in the default sender.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/blocks"
-	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -31,13 +30,14 @@ const blocksUsage = `usage:
   posthorn blocks export [FILE] [--removed]
 Every action takes --config FILE, --zone ZONE and --exec-time HH:MM.
 
-add registers at the next daily execution time (--exec-time, default 00:00,
-in the Event Webhook's time zone or --zone), at a given time with --at, or at
-once with --now; each registration posts a "registered" blocks record. del
-lifts a registered address ("deleted" record); cancel drops a registration
-that has not taken effect. R is manual (default), unsubscribe or a bounce
-class (1-9, 99). --watch lifts the entry automatically DAYS days after it
-takes effect. import reads a CSV (or one address per line) whose first
+add registers at the next daily execution time ([blocks] exec_time, default
+00:00, in [blocks] timezone, default the Event Webhook's; --exec-time and
+--zone override them), at a given time with --at, or at once with --now;
+each registration posts a "registered" blocks record. del lifts a
+registered address ("deleted" record); cancel drops a registration that has
+not taken effect. R is manual (default), unsubscribe or a bounce class
+(1-9, 99). --watch lifts the entry automatically DAYS days after it takes
+effect (default [blocks] watch_days; 0 never). import reads a CSV (or one address per line) whose first
 column is the address and optional second the reason; "-" is standard input.
 export writes CSV to FILE or standard output.
 `
@@ -55,12 +55,12 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, blocksUsage) }
 	cfgPath := configFlag(fs)
-	fs.StringVar(&o.zone, "zone", "", "IANA time zone of times and the execution time (default: the Event Webhook's)")
-	fs.StringVar(&o.execTime, "exec-time", "00:00", "daily execution time of scheduled registrations, HH:MM")
+	fs.StringVar(&o.zone, "zone", "", "IANA time zone of times and the execution time (default: [blocks] timezone)")
+	fs.StringVar(&o.execTime, "exec-time", "", "daily execution time of scheduled registrations, HH:MM (default: [blocks] exec_time)")
 	fs.StringVar(&o.at, "at", "", `register at this time, "YYYY-MM-DD HH:MM" in the zone`)
 	fs.BoolVar(&o.now, "now", false, "register at once")
 	fs.StringVar(&o.reason, "reason", "manual", "manual, unsubscribe or a bounce class")
-	fs.IntVar(&o.watch, "watch", 0, "lift automatically this many days after it takes effect (0: never)")
+	fs.IntVar(&o.watch, "watch", -1, "lift automatically this many days after it takes effect (0: never; default: [blocks] watch_days)")
 	fs.StringVar(&o.address, "address", "", "list: only addresses containing this text")
 	fs.StringVar(&o.since, "since", "", "list: created on or after this date (YYYY-MM-DD [HH:MM])")
 	fs.StringVar(&o.until, "until", "", "list: created before this date")
@@ -114,7 +114,7 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if o.now && o.at != "" {
 		return fail("--now and --at exclude each other")
 	}
-	if o.watch < 0 {
+	if o.watch < -1 {
 		return fail("--watch %d: want 0 or more days", o.watch)
 	}
 	reason, err := blocks.ParseReason(o.reason)
@@ -127,20 +127,18 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitConfig
 	}
 	defer store.Close()
-	loc, err := blocksZone(ctx, o.zone, cfg, store)
-	if err != nil {
-		return fail("%v", err)
-	}
-	sched, err := blocks.ParseSchedule(o.execTime, loc)
-	if err != nil {
-		return fail("%v", err)
-	}
 	clk, err := newClock()
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer clk.Stop()
-	b := blockCLI{ctx: ctx, store: store, sched: sched, clk: clk, o: o, reason: reason, stdout: stdout, stderr: stderr}
+	svc := newBlockService(cfg, store, clk, nil)
+	svc.zone, svc.execTime = o.zone, o.execTime
+	sched, err := svc.schedule(ctx)
+	if err != nil {
+		return fail("%v", err)
+	}
+	b := blockCLI{ctx: ctx, svc: svc, loc: sched.Loc, o: o, reason: reason, stdout: stdout, stderr: stderr}
 	switch action {
 	case "add":
 		return b.add(operands)
@@ -163,51 +161,25 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return b.export(out)
 }
 
-// blocksZone is the zone of the execution time and of the times shown:
-// --zone, else the Event Webhook's (so that the schedule and the posted
-// `created` agree), else the maillog's.
-func blocksZone(ctx context.Context, name string, cfg *config.Config, store *sqlite.Store) (*time.Location, error) {
-	if name != "" {
-		loc, err := time.LoadLocation(name)
-		if err != nil {
-			return nil, fmt.Errorf("load time zone: %w", err)
-		}
-		return loc, nil
-	}
-	if ew, ok, err := store.EventWebhookSettings(ctx); err == nil && ok && ew.Timezone != "" {
-		if loc, err := ew.Location(); err == nil {
-			return loc, nil
-		}
-	}
-	return cfg.Maillog.Location(), nil
-}
-
 type blockCLI struct {
 	ctx            context.Context
-	store          *sqlite.Store
-	sched          blocks.Schedule
-	clk            clock
+	svc            *blockService
+	loc            *time.Location
 	o              blockOpts
 	reason         blocks.Reason
 	stdout, stderr io.Writer
 }
 
-// when is the time a new registration takes effect.
-func (b blockCLI) when(now time.Time) (time.Time, error) {
-	switch {
-	case b.o.now:
-		return now, nil
-	case b.o.at != "":
-		t, err := parseLocalTime(b.o.at, b.sched.Loc)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("--at: %w", err)
-		}
-		if t.Before(now) {
-			return time.Time{}, fmt.Errorf("--at %s is in the past (use --now)", b.o.at)
-		}
-		return t, nil
+// when is when a new registration takes effect, from --now and --at.
+func (b blockCLI) when() (blockWhen, error) {
+	if b.o.at == "" {
+		return blockWhen{Now: b.o.now}, nil
 	}
-	return b.sched.Next(now), nil
+	t, err := parseLocalTime(b.o.at, b.loc)
+	if err != nil {
+		return blockWhen{}, fmt.Errorf("--at: %w", err)
+	}
+	return blockWhen{At: t}, nil
 }
 
 // parseLocalTime reads "YYYY-MM-DD HH:MM", "YYYY-MM-DD HH:MM:SS" or
@@ -240,44 +212,29 @@ func (b blockCLI) add(addrs []string) int {
 
 // addOne adds one address and says what became of it.
 func (b blockCLI) addOne(addr string, reason blocks.Reason) (string, error) {
-	norm, err := blocks.Normalize(addr)
+	when, err := b.when()
 	if err != nil {
 		return "", err
 	}
-	now := b.clk.Now()
-	at, err := b.when(now)
-	if err != nil {
-		return "", err
-	}
-	entry, _, err := b.store.AddBlock(b.ctx, sqlite.NewBlock{
-		Address: norm, Reason: string(reason), At: at, Now: now,
-		Expires: b.sched.WatchExpiry(at, b.o.watch),
-	})
+	entry, err := b.svc.Add(b.ctx, addr, reason, when, b.o.watch)
 	if err != nil {
 		return "", err
 	}
 	if entry.Status() == "registered" {
-		return norm + ": registered", nil
+		return entry.Address + ": registered", nil
 	}
-	return norm + ": scheduled for " + b.show(entry.Scheduled), nil
+	return entry.Address + ": scheduled for " + b.show(entry.Scheduled), nil
 }
 
 func (b blockCLI) remove(action string, addrs []string) int {
 	failed := false
 	for _, a := range addrs {
-		norm, err := blocks.Normalize(a)
-		if err == nil {
-			if action == "del" {
-				_, _, err = b.store.DeleteBlock(b.ctx, norm, b.clk.Now())
-			} else {
-				_, err = b.store.CancelBlock(b.ctx, norm, b.clk.Now())
-			}
-		}
-		switch {
-		case errors.Is(err, sqlite.ErrBlockScheduled):
-			err = fmt.Errorf("%w: %s is only scheduled; use posthorn blocks cancel", err, norm)
-		case errors.Is(err, sqlite.ErrBlockRegistered):
-			err = fmt.Errorf("%w: %s is registered; use posthorn blocks del", err, norm)
+		var entry sqlite.Block
+		var err error
+		if action == "del" {
+			entry, err = b.svc.Delete(b.ctx, a)
+		} else {
+			entry, err = b.svc.Cancel(b.ctx, a)
 		}
 		if err != nil {
 			fmt.Fprintf(b.stderr, "posthorn blocks %s: %v\n", action, err)
@@ -285,7 +242,7 @@ func (b blockCLI) remove(action string, addrs []string) int {
 			continue
 		}
 		word := map[string]string{"del": "deleted", "cancel": "cancelled"}[action]
-		fmt.Fprintf(b.stdout, "%s: %s\n", norm, word)
+		fmt.Fprintf(b.stdout, "%s: %s\n", entry.Address, word)
 	}
 	if failed {
 		return exitFail
@@ -298,20 +255,20 @@ func (b blockCLI) show(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.In(b.sched.Loc).Format("2006-01-02 15:04:05")
+	return t.In(b.loc).Format("2006-01-02 15:04:05")
 }
 
 func (b blockCLI) list() int {
 	q := sqlite.BlockQuery{Address: b.o.address, Removed: b.o.removed, Limit: b.o.limit}
 	var err error
 	if b.o.since != "" {
-		if q.Since, err = parseLocalTime(b.o.since, b.sched.Loc); err != nil {
+		if q.Since, err = parseLocalTime(b.o.since, b.loc); err != nil {
 			fmt.Fprintf(b.stderr, "posthorn blocks list: --since: %v\n", err)
 			return exitConfig
 		}
 	}
 	if b.o.until != "" {
-		if q.Until, err = parseLocalTime(b.o.until, b.sched.Loc); err != nil {
+		if q.Until, err = parseLocalTime(b.o.until, b.loc); err != nil {
 			fmt.Fprintf(b.stderr, "posthorn blocks list: --until: %v\n", err)
 			return exitConfig
 		}
@@ -320,7 +277,7 @@ func (b blockCLI) list() int {
 		fmt.Fprintf(b.stderr, "posthorn blocks list: --limit %d: want 0 or more\n", b.o.limit)
 		return exitConfig
 	}
-	entries, err := b.store.Blocks(b.ctx, q)
+	entries, err := b.svc.List(b.ctx, q)
 	if err != nil {
 		fmt.Fprintf(b.stderr, "posthorn blocks list: %v\n", err)
 		return exitFail
@@ -348,7 +305,7 @@ func (b blockCLI) list() int {
 var blockCSVHeader = []string{"address", "reason", "status", "occurrences", "created", "effective", "expires", "removed"}
 
 func (b blockCLI) export(out io.Writer) int {
-	entries, err := b.store.Blocks(b.ctx, sqlite.BlockQuery{Removed: b.o.removed})
+	entries, err := b.svc.List(b.ctx, sqlite.BlockQuery{Removed: b.o.removed})
 	if err != nil {
 		fmt.Fprintf(b.stderr, "posthorn blocks export: %v\n", err)
 		return exitFail

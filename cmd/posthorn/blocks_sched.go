@@ -166,15 +166,11 @@ func runBlockScheduler(ctx context.Context, store blockStore, clk clock, notify 
 	}
 }
 
-// startBlocks runs the scheduler beside serve's other components; the
-// returned function stops it and waits.
-func startBlocks(ctx context.Context, store blockStore, notify func(), log *slog.Logger) (func(), error) {
-	clk, err := newClock()
-	if err != nil {
-		return nil, err
-	}
+// startBlocks runs the scheduler beside serve's other components, on the
+// service's clock; the returned function stops it and waits.
+func startBlocks(ctx context.Context, svc *blockService, log *slog.Logger) func() {
 	rctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { runBlockScheduler(rctx, store, clk, notify, log.With("component", "blocks")) })
-	return func() { cancel(); wg.Wait(); clk.Stop() }, nil
+	wg.Go(func() { runBlockScheduler(rctx, svc.store, svc.clk, svc.notify, log.With("component", "blocks")) })
+	return func() { cancel(); wg.Wait() }
 }

@@ -139,11 +139,13 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer wh.stop()
-	stopBlocks, err := startBlocks(ctx, store, wh.d.Notify, log)
+	clk, err := newClock()
 	if err != nil {
 		return err
 	}
-	defer stopBlocks()
+	defer clk.Stop()
+	blockSvc := newBlockService(cfg, store, clk, wh.d.Notify)
+	defer startBlocks(ctx, blockSvc, log)()
 	tailer.Sink = countingSink{wh.sink(store), m}
 	if d.observe != nil {
 		tailer.Sink = observedSink{tailer.Sink, d.observe}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/posthorn/posthorn/blocks"
+	"github.com/posthorn/posthorn/config"
+	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/sqlite"
+)
+
+// blockService is the suppression list as `posthorn blocks`, the console's
+// Blocks screen and /api/v1/blocks share it, so that the three schedule,
+// validate and word their errors alike.
+type blockService struct {
+	store *sqlite.Store
+	clk   clock
+	// zone and execTime override [blocks] timezone and exec_time (the
+	// command's --zone and --exec-time); empty: the config's.
+	zone, execTime string
+	cfg            config.Blocks
+	maillogZone    *time.Location
+	// notify, when set, wakes the Event Webhook after a registration or a
+	// deletion stored its record.
+	notify func()
+}
+
+func newBlockService(cfg *config.Config, store *sqlite.Store, clk clock, notify func()) *blockService {
+	return &blockService{store: store, clk: clk, cfg: cfg.Blocks, maillogZone: cfg.Maillog.Location(), notify: notify}
+}
+
+// When says when a new registration takes effect: at once, at a given
+// time, or (both zero) at the next daily execution time.
+type blockWhen struct {
+	Now bool
+	At  time.Time
+}
+
+// schedule is the daily execution time in the blocks zone. The zone is
+// looked up on every call: the Event Webhook's, its default, may be
+// changed on the console while serve runs.
+func (s *blockService) schedule(ctx context.Context) (blocks.Schedule, error) {
+	loc, err := s.location(ctx)
+	if err != nil {
+		return blocks.Schedule{}, err
+	}
+	execTime := s.execTime
+	if execTime == "" {
+		execTime = s.cfg.ExecTime
+	}
+	return blocks.ParseSchedule(execTime, loc)
+}
+
+// location is the zone of the execution time and of the times shown:
+// --zone, else [blocks] timezone, else the Event Webhook's (so that the
+// schedule and the posted `created` agree), else the maillog's.
+func (s *blockService) location(ctx context.Context) (*time.Location, error) {
+	if s.zone != "" {
+		loc, err := time.LoadLocation(s.zone)
+		if err != nil {
+			return nil, fmt.Errorf("load time zone: %w", err)
+		}
+		return loc, nil
+	}
+	if loc := s.cfg.Location(); loc != nil {
+		return loc, nil
+	}
+	if ew, ok, err := s.store.EventWebhookSettings(ctx); err == nil && ok && ew.Timezone != "" {
+		if loc, err := ew.Location(); err == nil {
+			return loc, nil
+		}
+	}
+	return s.maillogZone, nil
+}
+
+// Add puts an address on the list. watch is the watch period in days; a
+// negative value means [blocks] watch_days. A time in the past is refused:
+// "now" is the way to register at once.
+func (s *blockService) Add(ctx context.Context, addr string, reason blocks.Reason, when blockWhen, watch int) (sqlite.Block, error) {
+	norm, err := blocks.Normalize(addr)
+	if err != nil {
+		return sqlite.Block{}, err
+	}
+	sched, err := s.schedule(ctx)
+	if err != nil {
+		return sqlite.Block{}, err
+	}
+	now := s.clk.Now()
+	at := when.At
+	switch {
+	case when.Now:
+		at = now
+	case at.IsZero():
+		at = sched.Next(now)
+	case at.Before(now):
+		return sqlite.Block{}, fmt.Errorf("%s is in the past; register now instead", at.In(sched.Loc).Format("2006-01-02 15:04"))
+	}
+	if watch < 0 {
+		watch = s.cfg.WatchDays
+	}
+	entry, evs, err := s.store.AddBlock(ctx, sqlite.NewBlock{
+		Address: norm, Reason: string(reason), At: at, Now: now,
+		Expires: sched.WatchExpiry(at, watch),
+	})
+	if err == nil && len(evs) > 0 && s.notify != nil {
+		s.notify()
+	}
+	return entry, err
+}
+
+// Delete lifts a registered address (a `deleted` record); Cancel drops a
+// registration that has not taken effect (no record). Each refuses the
+// other's case with an error that says what to do instead.
+func (s *blockService) Delete(ctx context.Context, addr string) (sqlite.Block, error) {
+	return s.remove(ctx, addr, false)
+}
+
+func (s *blockService) Cancel(ctx context.Context, addr string) (sqlite.Block, error) {
+	return s.remove(ctx, addr, true)
+}
+
+func (s *blockService) remove(ctx context.Context, addr string, cancel bool) (sqlite.Block, error) {
+	norm, err := blocks.Normalize(addr)
+	if err != nil {
+		return sqlite.Block{}, err
+	}
+	var entry sqlite.Block
+	if cancel {
+		entry, err = s.store.CancelBlock(ctx, norm, s.clk.Now())
+	} else {
+		entry, _, err = s.store.DeleteBlock(ctx, norm, s.clk.Now())
+		if err == nil && s.notify != nil {
+			s.notify()
+		}
+	}
+	switch {
+	case errors.Is(err, sqlite.ErrBlockScheduled):
+		err = fmt.Errorf("%w: %s is only scheduled; cancel it instead", err, norm)
+	case errors.Is(err, sqlite.ErrBlockRegistered):
+		err = fmt.Errorf("%w: %s is registered; delete it instead", err, norm)
+	}
+	return entry, err
+}
+
+// List returns the entries q selects, newest first.
+func (s *blockService) List(ctx context.Context, q sqlite.BlockQuery) ([]sqlite.Block, error) {
+	return s.store.Blocks(ctx, q)
+}
+
+// blockRules translates [blocks.auto_register] into the per-class rules:
+// a count of 0 leaves the class off.
+func blockRules(a config.AutoRegister) blocks.Rules {
+	counts := map[event.Class]int{
+		event.ClassUnknownHost: a.UnknownHost, event.ClassUnknownUser: a.UnknownUser,
+		event.ClassTimeout: a.Timeout, event.ClassPolicy: a.Policy,
+		event.ClassOverCapacity: a.OverCapacity, event.ClassForwarding: a.Forwarding,
+		event.ClassReceiverError: a.ReceiverError, event.ClassTooLarge: a.TooLarge,
+		event.ClassAddressFormat: a.AddressFormat, event.ClassOther: a.Other,
+	}
+	r := blocks.Rules{}
+	for c, n := range counts {
+		r[c] = blocks.Rule{Class: c, Enabled: n > 0, After: max(n, 1)}
+	}
+	return r
+}
