@@ -363,18 +363,21 @@ func (s *Store) RecordSuppressed(ctx context.Context, evs []event.Event) error {
 	return nil
 }
 
-// BlockQuery selects entries for `blocks list`, the export and the UI.
+// BlockQuery selects entries for `blocks list`, the export, the console
+// and the API.
 type BlockQuery struct {
 	Address string    // substring of the address, case-insensitive for ASCII; "" all
 	Since   time.Time // created at or after; zero: no bound
 	Until   time.Time // created before; zero: no bound
 	Removed bool      // include deleted and cancelled entries
 	AfterID int64     // paging: entries created before the one with this id (newest first)
+	Offset  int       // paging by number: skip this many (with Limit)
 	Limit   int       // at most this many; 0: all
 }
 
-// Blocks returns entries newest first (by creation, then id).
-func (s *Store) Blocks(ctx context.Context, q BlockQuery) ([]Block, error) {
+// where is q's filter (paging aside) as SQL conditions and their
+// arguments.
+func (q BlockQuery) where() ([]string, []any) {
 	var where []string
 	var args []any
 	if q.Address != "" {
@@ -395,6 +398,12 @@ func (s *Store) Blocks(ctx context.Context, q BlockQuery) ([]Block, error) {
 	if !q.Removed {
 		where = append(where, `removed_at IS NULL`)
 	}
+	return where, args
+}
+
+// Blocks returns entries newest first (by creation, then id).
+func (s *Store) Blocks(ctx context.Context, q BlockQuery) ([]Block, error) {
+	where, args := q.where()
 	if q.AfterID > 0 {
 		where = append(where, `(created_at, id) < (SELECT created_at, id FROM blocks WHERE id = ?)`)
 		args = append(args, q.AfterID)
@@ -407,11 +416,31 @@ func (s *Store) Blocks(ctx context.Context, q BlockQuery) ([]Block, error) {
 	if q.Limit > 0 {
 		query += ` LIMIT ` + strconv.Itoa(q.Limit)
 	}
+	if q.Offset > 0 {
+		if q.Limit <= 0 {
+			query += ` LIMIT -1`
+		}
+		query += ` OFFSET ` + strconv.Itoa(q.Offset)
+	}
 	out, err := queryBlocks(ctx, s.r, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read blocks: %w", err)
 	}
 	return out, nil
+}
+
+// CountBlocks counts the entries q's filter selects, ignoring its paging.
+func (s *Store) CountBlocks(ctx context.Context, q BlockQuery) (int, error) {
+	where, args := q.where()
+	query := `SELECT count(*) FROM blocks`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count blocks: %w", err)
+	}
+	return n, nil
 }
 
 type blockQueryer interface {

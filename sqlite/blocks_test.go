@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -114,6 +115,15 @@ func TestBlocksLifecycle(t *testing.T) {
 	}
 	page1, _ := s.Blocks(ctx, BlockQuery{Removed: true, Limit: 3})
 	page2, _ := s.Blocks(ctx, BlockQuery{Removed: true, Limit: 3, AfterID: page1[2].ID})
+	if byNumber, _ := s.Blocks(ctx, BlockQuery{Removed: true, Limit: 3, Offset: 3}); !slices.EqualFunc(byNumber, page2, func(a, b Block) bool { return a.ID == b.ID }) {
+		t.Errorf("page 2 by offset %v, by id %v", byNumber, page2)
+	}
+	if n, err := s.CountBlocks(ctx, BlockQuery{Removed: true, Limit: 3, Offset: 3}); err != nil || n != len(all) {
+		t.Errorf("CountBlocks = %d, %v; want %d", n, err, len(all))
+	}
+	if n, _ := s.CountBlocks(ctx, BlockQuery{}); n != len(live) {
+		t.Errorf("CountBlocks of live = %d, want %d", n, len(live))
+	}
 	if len(page1) != 3 || len(page2) != 1 || page2[0].ID == page1[2].ID {
 		t.Errorf("paging: %d then %d", len(page1), len(page2))
 	}

@@ -93,6 +93,9 @@ type Options struct {
 	// PostfixLimits, when set, reads Postfix's receive limits for the
 	// inbound settings screen (they are changed in Postfix, not here).
 	PostfixLimits func(ctx context.Context) ([]PostfixLimit, error)
+	// Blocks, when set, enables the suppression list: the Blocks screen
+	// and, with Tokens, the /api/v1/blocks API.
+	Blocks BlockList
 	// Metrics, when set, is served at GET /metrics without a session
 	// (the config's metrics.public): Prometheus scrapes without logging
 	// in. Unset, /metrics does not exist on the console.
@@ -140,6 +143,7 @@ type Server struct {
 	inbound         InboundLog
 	inboundSettings InboundSettings
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
+	blocks          BlockList
 	metrics         http.Handler
 
 	// loginMu serialises the check-verify-record sequence of logins, so
@@ -172,6 +176,7 @@ func New(o Options) (*Server, error) {
 		inbound:         o.Inbound,
 		inboundSettings: o.InboundSettings,
 		postfixLimits:   o.PostfixLimits,
+		blocks:          o.Blocks,
 		metrics:         o.Metrics,
 		allowHTTP:       o.AllowInsecureHTTP,
 		loc:             o.Location,

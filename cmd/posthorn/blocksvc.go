@@ -76,13 +76,19 @@ func (s *blockService) location(ctx context.Context) (*time.Location, error) {
 	return s.maillogZone, nil
 }
 
+// invalidBlock marks an error of the request itself (not an address, a
+// time in the past), which the API answers with 400.
+type invalidBlock struct{ error }
+
+func (e invalidBlock) Unwrap() error { return e.error }
+
 // Add puts an address on the list. watch is the watch period in days; a
 // negative value means [blocks] watch_days. A time in the past is refused:
 // "now" is the way to register at once.
 func (s *blockService) Add(ctx context.Context, addr string, reason blocks.Reason, when blockWhen, watch int) (sqlite.Block, error) {
 	norm, err := blocks.Normalize(addr)
 	if err != nil {
-		return sqlite.Block{}, err
+		return sqlite.Block{}, invalidBlock{err}
 	}
 	sched, err := s.schedule(ctx)
 	if err != nil {
@@ -96,7 +102,7 @@ func (s *blockService) Add(ctx context.Context, addr string, reason blocks.Reaso
 	case at.IsZero():
 		at = sched.Next(now)
 	case at.Before(now):
-		return sqlite.Block{}, fmt.Errorf("%s is in the past; register now instead", at.In(sched.Loc).Format("2006-01-02 15:04"))
+		return sqlite.Block{}, invalidBlock{fmt.Errorf("%s is in the past; register now instead", at.In(sched.Loc).Format("2006-01-02 15:04"))}
 	}
 	if watch < 0 {
 		watch = s.cfg.WatchDays
@@ -125,7 +131,7 @@ func (s *blockService) Cancel(ctx context.Context, addr string) (sqlite.Block, e
 func (s *blockService) remove(ctx context.Context, addr string, cancel bool) (sqlite.Block, error) {
 	norm, err := blocks.Normalize(addr)
 	if err != nil {
-		return sqlite.Block{}, err
+		return sqlite.Block{}, invalidBlock{err}
 	}
 	var entry sqlite.Block
 	if cancel {

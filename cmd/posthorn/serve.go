@@ -169,7 +169,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 			defer stopMetrics()
 		}
 	}
-	stopConsole, err := startConsole(ctx, cfg, store, log, consoleMetrics)
+	stopConsole, err := startConsole(ctx, cfg, store, blockSvc, log, consoleMetrics)
 	if err != nil {
 		return err
 	}

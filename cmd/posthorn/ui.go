@@ -141,7 +141,7 @@ func consoleTestPost(cfg *config.Config) func(context.Context, settings.EventWeb
 //
 // metrics, if not nil, is served at /metrics without a login
 // (metrics.public).
-func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, metrics http.Handler) (stop func(), err error) {
+func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, blockSvc *blockService, log *slog.Logger, metrics http.Handler) (stop func(), err error) {
 	stop = func() {}
 	u := cfg.UI
 	if u.Listen == "" {
@@ -177,6 +177,9 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	opts.Inbound = store
 	opts.InboundSettings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.PostfixLimits = postfixLimits
+	if blockSvc != nil {
+		opts.Blocks = consoleBlocks{blockSvc}
+	}
 	console, err := ui.New(opts)
 	if err != nil {
 		spool.Close()

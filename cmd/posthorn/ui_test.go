@@ -149,7 +149,7 @@ func TestStartConsole(t *testing.T) {
 
 	// No user yet: nothing listens, and the log says what to do.
 	cfg, store := consoleConfig(t, false)
-	stop, err := startConsole(ctx, cfg, store, log, nil)
+	stop, err := startConsole(ctx, cfg, store, nil, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestStartConsole(t *testing.T) {
 		if err := store.AddUser(ctx, "admin", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"); err != nil {
 			t.Fatal(err)
 		}
-		stop, err := startConsole(ctx, cfg, store, log, nil)
+		stop, err := startConsole(ctx, cfg, store, nil, log, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +186,7 @@ func TestStartConsole(t *testing.T) {
 			t.Errorf("TLS %v: healthz %q, headers %v", withTLS, body, resp.Header)
 		}
 		// A second console on the same address fails at start.
-		if _, err := startConsole(ctx, cfg, store, log, nil); err == nil {
+		if _, err := startConsole(ctx, cfg, store, nil, log, nil); err == nil {
 			t.Error("two consoles on one address")
 		}
 		stop()
