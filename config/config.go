@@ -85,8 +85,9 @@ type Config struct {
 	// backlog and posts, milter decisions, database size.
 	Metrics Metrics `toml:"metrics"`
 
-	// Alerts when the Event Webhook keeps failing: an error in the log
-	// and, if mail_to is set, a mail through the local Postfix.
+	// Alerts when a webhook (the Event Webhook, an inbound filter's
+	// endpoint) keeps failing: an error in the log and, if mail_to is
+	// set, a mail through the local Postfix.
 	Alerts Alerts `toml:"alerts"`
 
 	// The suppression list ("posthorn blocks", the console's Blocks
@@ -162,7 +163,7 @@ func (b *Blocks) Location() *time.Location {
 
 // Alerts is the [alerts] table.
 type Alerts struct {
-	// How long the Event Webhook must have failed without a single
+	// How long a webhook must have failed without a single
 	// success before an alert is raised. While it keeps failing the alert
 	// is repeated at most hourly. From 1m to 7d.
 	After Duration `toml:"after"`

@@ -283,13 +283,13 @@ var fields = []Field{
 		Key:     "alerts",
 		Type:    "table",
 		Default: "",
-		Doc:     "Alerts when the Event Webhook keeps failing: an error in the log and, if mail_to is set, a mail through the local Postfix.",
+		Doc:     "Alerts when a webhook (the Event Webhook, an inbound filter's endpoint) keeps failing: an error in the log and, if mail_to is set, a mail through the local Postfix.",
 	},
 	{
 		Key:     "alerts.after",
 		Type:    "duration",
 		Default: `"1h"`,
-		Doc:     "How long the Event Webhook must have failed without a single success before an alert is raised. While it keeps failing the alert is repeated at most hourly. From 1m to 7d.",
+		Doc:     "How long a webhook must have failed without a single success before an alert is raised. While it keeps failing the alert is repeated at most hourly. From 1m to 7d.",
 	},
 	{
 		Key:     "alerts.mail_to",

@@ -44,12 +44,10 @@ type Options struct {
 	// Poll is how often stored events are looked for without a Notify;
 	// default 1 s.
 	Poll time.Duration
-	// Observe, if set, is told of each recorded attempt: the state it left
-	// the batch in (StateSucceeded, StateDeferred, StateFailed), the HTTP
-	// status (0 without an answer) and how long the post took. It is
-	// called from the delivering goroutine and must not block;
-	// cmd/posthorn feeds its metrics from it.
-	Observe func(state string, status int, took time.Duration)
+	// Observe, if set, is told of each recorded attempt. It is called
+	// from the delivering goroutine and must not block; cmd/posthorn
+	// feeds its metrics and alerts from it.
+	Observe func(PostReport)
 }
 
 // Stats are counters since the Dispatcher started, ready to be exported as
@@ -543,14 +541,17 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 			st.EventsFailed += int64(events)
 		}
 	})
+	endpoint := LogEndpoint(s.Endpoint)
 	if d.o.Observe != nil {
-		d.o.Observe(state, res.Status, res.Took)
+		d.o.Observe(PostReport{Webhook: WebhookEvent, Endpoint: endpoint, At: res.Started, State: state,
+			Status: res.Status, Reason: res.Reason, Took: res.Took})
 	}
 	level := slog.LevelInfo
 	if state != StateSucceeded {
 		level = slog.LevelWarn
 	}
-	attrs := []any{"batch", id, "attempt", f.Attempt, "events", events, "state", state, "status", res.Status, "took", res.Took.Round(time.Millisecond)}
+	attrs := []any{"batch", id, "attempt", f.Attempt, "events", events, "endpoint", endpoint,
+		"state", state, "status", res.Status, "took", res.Took.Round(time.Millisecond)}
 	if state != StateSucceeded {
 		attrs = append(attrs, "reason", res.Reason)
 	}

@@ -86,6 +86,9 @@ type InboundOptions struct {
 	// Now is the clock (default time.Now); tests drive Round with their own.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Observe, if set, is told of each recorded attempt; it must not
+	// block.
+	Observe func(PostReport)
 }
 
 // Inbound posts captured messages (WIRE.md §3): one POST per message and
@@ -430,17 +433,25 @@ func (d *Inbound) attempt(ctx context.Context, poster *Poster, f settings.Inboun
 		// The daemon is stopping: the POST is due again at start.
 		a.State, a.Next = string(event.InboundDeferred), at
 	}
-	log := d.log.With("filter", f.Name, "webhook_id", p.WebhookID, "attempt", p.Attempts+1)
+	endpoint := LogEndpoint(f.Endpoint)
+	log := d.log.With("filter", f.Name, "webhook_id", p.WebhookID, "attempt", p.Attempts+1, "endpoint", endpoint)
+	if m != nil {
+		log = log.With("queue_id", m.QueueID, "message_id", m.MessageID)
+	}
 	switch a.State {
 	case string(event.InboundSucceeded):
 		log.Debug("inbound post succeeded", "status", res.Status, "took", res.Took)
 	case string(event.InboundDeferred):
-		log.Info("inbound post deferred", "reason", res.Reason, "next", a.Next)
+		log.Info("inbound post deferred", "status", res.Status, "reason", res.Reason, "next", a.Next)
 	default:
-		log.Warn("inbound post failed", "reason", a.Reason)
+		log.Warn("inbound post failed", "status", res.Status, "reason", a.Reason)
 	}
 	if err := d.o.Outbox.RecordInbound(context.WithoutCancel(ctx), a); err != nil {
 		return res, err
+	}
+	if d.o.Observe != nil {
+		d.o.Observe(PostReport{Webhook: WebhookInbound, Filter: f.Name, Endpoint: endpoint, At: res.Started,
+			State: a.State, Status: res.Status, Reason: a.Reason, Took: res.Took})
 	}
 	return res, nil
 }

@@ -749,3 +749,28 @@ func (s *Store) Requeue(ctx context.Context, q WebhookLogQuery, now time.Time) (
 	}
 	return batches, events, nil
 }
+
+// EventWebhookFailure returns, when the Event Webhook's latest attempt
+// failed, the time of the first failed attempt after its last success and
+// the latest attempt's endpoint and reason; ok is false when the latest
+// attempt succeeded or none is recorded. serve reads it at start, so that
+// a restart does not reset how long the webhook has been failing (the
+// alerts' "failing since"). It scans the attempts log once.
+func (s *Store) EventWebhookFailure(ctx context.Context) (since time.Time, endpoint, reason string, ok bool, err error) {
+	var at int64
+	var state string
+	err = s.r.QueryRowContext(ctx, `SELECT at, endpoint, state, reason FROM webhook_attempts
+		ORDER BY at DESC LIMIT 1`).Scan(&at, &endpoint, &state, &reason)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && state == "succeeded") {
+		return time.Time{}, "", "", false, nil
+	}
+	if err != nil {
+		return time.Time{}, "", "", false, fmt.Errorf("read latest webhook attempt: %w", err)
+	}
+	err = s.r.QueryRowContext(ctx, `SELECT min(at) FROM webhook_attempts
+		WHERE at > coalesce((SELECT max(at) FROM webhook_attempts WHERE state = 'succeeded'), -1)`).Scan(&at)
+	if err != nil {
+		return time.Time{}, "", "", false, fmt.Errorf("read first failed webhook attempt: %w", err)
+	}
+	return time.Unix(0, at).UTC(), endpoint, reason, true, nil
+}

@@ -7,14 +7,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
-	"github.com/posthorn/posthorn/sqlite"
 )
 
 // alertRepeat is the least time between two alerts about one failure that
@@ -25,20 +26,25 @@ const alertRepeat = time.Hour
 // the local Postfix queue.
 const sendmailTimeout = time.Minute
 
-// alertWatcher tracks how long a webhook has failed without a success and
-// raises an alert — an error line and, if configured, a mail — once that
-// lasts config.Alerts.After. It is told of attempts by attempt and acts in
+// alertWatcher tracks, for each webhook — the Event Webhook and each
+// inbound filter's endpoint — how long it has failed without a success,
+// and raises an alert (an error line and, if configured, a mail) once that
+// lasts config.Alerts.After. It is told of attempts by observe and acts in
 // check, which the run loop calls; tests call check with a fake clock.
 type alertWatcher struct {
-	webhook string // as people name it: "Event Webhook"
-	after   time.Duration
-	now     func() time.Time
-	log     *slog.Logger
+	after time.Duration
+	now   func() time.Time
+	log   *slog.Logger
 	// mail sends an alert mail; nil means alerts are only logged.
 	mail func(ctx context.Context, subject, body string) error
-	wake chan struct{} // run's nudge after an attempt changed the state
+	wake chan struct{} // run's nudge after an attempt changed a state
 
-	mu        sync.Mutex
+	mu       sync.Mutex
+	failures map[string]*failure // by webhook, as people name it
+}
+
+// failure is one webhook's state.
+type failure struct {
 	since     time.Time // first failed attempt after the last success; zero: not failing
 	endpoint  string    // of the latest failed attempt
 	reason    string    // of the latest failed attempt
@@ -48,8 +54,9 @@ type alertWatcher struct {
 	recMail   bool      // and a recovery mail is owed
 }
 
-func newAlertWatcher(webhook string, a config.Alerts, log *slog.Logger, now func() time.Time) *alertWatcher {
-	w := &alertWatcher{webhook: webhook, after: time.Duration(a.After), now: now, log: log, wake: make(chan struct{}, 1)}
+func newAlertWatcher(a config.Alerts, log *slog.Logger, now func() time.Time) *alertWatcher {
+	w := &alertWatcher{after: time.Duration(a.After), now: now, log: log.With("component", "alerts"),
+		wake: make(chan struct{}, 1), failures: map[string]*failure{}}
 	if a.MailTo != "" {
 		s := sendmail{path: a.Sendmail, args: a.SendmailArgs, from: a.From, to: a.MailTo, now: now}
 		w.mail = s.send
@@ -57,21 +64,68 @@ func newAlertWatcher(webhook string, a config.Alerts, log *slog.Logger, now func
 	return w
 }
 
-// attempt records the outcome of one attempt. It never blocks: the
-// dispatcher calls it while recording the attempt.
-func (w *alertWatcher) attempt(at time.Time, endpoint, state, reason string) {
+// webhookName is how logs and mails name the webhook of a report.
+func webhookName(r dispatcher.PostReport) string {
+	if r.Webhook == dispatcher.WebhookInbound {
+		return fmt.Sprintf("Inbound Webhook filter %q", r.Filter)
+	}
+	return eventWebhook
+}
+
+const eventWebhook = "Event Webhook"
+
+// observe is the dispatchers' Observe: it never blocks.
+func (w *alertWatcher) observe(r dispatcher.PostReport) {
+	w.attempt(webhookName(r), r.At, r.Endpoint, r.State, r.Reason)
+}
+
+// failureLog is the store's attempts log as resume reads it.
+type failureLog interface {
+	EventWebhookFailure(ctx context.Context) (since time.Time, endpoint, reason string, ok bool, err error)
+}
+
+// resume starts from the Event Webhook's failure recorded in the store, so
+// that a restart does not reset how long it has been failing. (An inbound
+// filter's failure starts again at its next attempt: the store keeps only
+// each message's latest attempt.)
+func (w *alertWatcher) resume(ctx context.Context, store failureLog) error {
+	since, endpoint, reason, ok, err := store.EventWebhookFailure(ctx)
+	if err != nil || !ok {
+		return err
+	}
 	w.mu.Lock()
+	f := w.state(eventWebhook)
+	f.since, f.endpoint, f.reason = since, dispatcher.LogEndpoint(endpoint), reason
+	w.mu.Unlock()
+	return nil
+}
+
+// state returns the webhook's failure, creating it; w.mu is held.
+func (w *alertWatcher) state(webhook string) *failure {
+	f := w.failures[webhook]
+	if f == nil {
+		f = &failure{}
+		w.failures[webhook] = f
+	}
+	return f
+}
+
+// attempt records the outcome of one attempt. It never blocks: the
+// dispatchers call it after recording the attempt.
+func (w *alertWatcher) attempt(webhook string, at time.Time, endpoint, state, reason string) {
+	w.mu.Lock()
+	f := w.state(webhook)
 	switch state {
 	case dispatcher.StateSucceeded:
-		if !w.lastAlert.IsZero() {
-			w.recovered, w.recMail = at, w.mailed
+		if !f.lastAlert.IsZero() {
+			f.recovered, f.recMail = at, f.mailed
 		}
-		w.since, w.lastAlert, w.mailed = time.Time{}, time.Time{}, false
+		f.since, f.lastAlert, f.mailed = time.Time{}, time.Time{}, false
 	case dispatcher.StateDeferred, dispatcher.StateFailed:
-		if w.since.IsZero() {
-			w.since = at
+		if f.since.IsZero() {
+			f.since = at
 		}
-		w.endpoint, w.reason = endpoint, reason
+		f.endpoint, f.reason = endpoint, reason
 	}
 	w.mu.Unlock()
 	select {
@@ -80,59 +134,80 @@ func (w *alertWatcher) attempt(at time.Time, endpoint, state, reason string) {
 	}
 }
 
-// check raises an alert when one is due and reports a recovery.
+// alertDue is what check found to do about one webhook.
+type alertDue struct {
+	webhook          string
+	recovered        time.Time
+	recMail, due     bool
+	since            time.Time
+	endpoint, reason string
+	alertAt          time.Time
+}
+
+// check raises the alerts that are due and reports recoveries, webhooks in
+// name order so that logs and tests are stable.
 func (w *alertWatcher) check(ctx context.Context) {
 	w.mu.Lock()
 	now := w.now()
-	var recovered time.Time
-	recMail := false
-	if !w.recovered.IsZero() {
-		recovered, recMail = w.recovered, w.recMail
-		w.recovered, w.recMail = time.Time{}, false
-	}
-	due := !w.since.IsZero() && now.Sub(w.since) >= w.after &&
-		(w.lastAlert.IsZero() || now.Sub(w.lastAlert) >= alertRepeat)
-	since, endpoint, reason := w.since, w.endpoint, w.reason
-	if due {
-		w.lastAlert = now
+	var todo []alertDue
+	for _, name := range slices.Sorted(maps.Keys(w.failures)) {
+		f := w.failures[name]
+		d := alertDue{webhook: name, since: f.since, endpoint: f.endpoint, reason: f.reason, alertAt: now}
+		if !f.recovered.IsZero() {
+			d.recovered, d.recMail = f.recovered, f.recMail
+			f.recovered, f.recMail = time.Time{}, false
+		}
+		d.due = !f.since.IsZero() && now.Sub(f.since) >= w.after &&
+			(f.lastAlert.IsZero() || now.Sub(f.lastAlert) >= alertRepeat)
+		if d.due {
+			f.lastAlert = now
+		}
+		if d.due || !d.recovered.IsZero() {
+			todo = append(todo, d)
+		}
 	}
 	w.mu.Unlock()
-
 	// Mail is sent outside the lock: attempt must not wait for sendmail.
-	if !recovered.IsZero() {
-		w.log.Info(w.webhook+" recovered", "webhook", w.webhook, "recovered", recovered)
-		if recMail && w.mail != nil {
-			subject := fmt.Sprintf("posthorn: %s recovered", w.webhook)
-			body := fmt.Sprintf("The %s answers again: an attempt succeeded at %s.\n", w.webhook, stamp(recovered))
+	for _, d := range todo {
+		w.report(ctx, d)
+	}
+}
+
+func (w *alertWatcher) report(ctx context.Context, d alertDue) {
+	if !d.recovered.IsZero() {
+		w.log.Info(d.webhook+" recovered", "webhook", d.webhook, "recovered", d.recovered)
+		if d.recMail && w.mail != nil {
+			subject := fmt.Sprintf("posthorn: %s recovered", d.webhook)
+			body := fmt.Sprintf("The %s answers again: an attempt succeeded at %s.\n", d.webhook, stamp(d.recovered))
 			if err := w.mail(ctx, subject, body); err != nil {
-				w.log.Warn("send recovery mail", "webhook", w.webhook, "err", err)
+				w.log.Warn("send recovery mail", "webhook", d.webhook, "err", err)
 			}
 		}
 	}
-	if !due {
+	if !d.due {
 		return
 	}
-	w.log.Error(w.webhook+" failing", "webhook", w.webhook, "endpoint", endpoint, "since", since, "reason", reason)
+	w.log.Error(d.webhook+" failing", "webhook", d.webhook, "endpoint", d.endpoint, "since", d.since, "reason", d.reason)
 	if w.mail == nil {
 		return
 	}
-	subject := fmt.Sprintf("posthorn: %s failing since %s", w.webhook, stamp(since))
+	subject := fmt.Sprintf("posthorn: %s failing since %s", d.webhook, stamp(d.since))
 	body := fmt.Sprintf(`Every attempt to post to the %s has failed since %s.
 
 Endpoint:    %s
 Last reason: %s
 
-Events wait in posthorn's outbox and are posted once the endpoint answers,
-until their retry period ends. This mail is repeated at most hourly while
-the failure lasts; another one follows when it ends.
-`, w.webhook, stamp(since), endpoint, reason)
+What was to be posted waits in posthorn's outbox and is posted once the
+endpoint answers, until its retry period ends. This mail is repeated at
+most hourly while the failure lasts; another one follows when it ends.
+`, d.webhook, stamp(d.since), d.endpoint, d.reason)
 	if err := w.mail(ctx, subject, body); err != nil {
-		w.log.Warn("send alert mail", "webhook", w.webhook, "err", err)
+		w.log.Warn("send alert mail", "webhook", d.webhook, "err", err)
 		return
 	}
 	w.mu.Lock()
-	if w.lastAlert.Equal(now) { // not recovered meanwhile
-		w.mailed = true
+	if f := w.failures[d.webhook]; f.lastAlert.Equal(d.alertAt) { // not recovered meanwhile
+		f.mailed = true
 	}
 	w.mu.Unlock()
 }
@@ -156,22 +231,6 @@ func (w *alertWatcher) run(ctx context.Context) {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
-
-// alertOutbox is the store as the dispatcher's outbox, telling the watcher
-// of every recorded attempt, which carries the endpoint and reason that
-// Options.Observe does not.
-type alertOutbox struct {
-	*sqlite.Store
-	w *alertWatcher
-}
-
-func (o alertOutbox) Record(ctx context.Context, a dispatcher.Attempt) error {
-	err := o.Store.Record(ctx, a)
-	if err == nil {
-		o.w.attempt(a.At, a.Endpoint, a.State, a.Reason)
-	}
-	return err
-}
 
 // sendmail submits a mail through Postfix's sendmail(1) command.
 type sendmail struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/sqlite"
 )
 
 // fakeSendmail writes a script that records each run's arguments and
@@ -63,11 +64,12 @@ var randomID = regexp.MustCompile(`<[0-9a-f]{24}@`)
 func TestAlertWatcher(t *testing.T) {
 	start := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	type step struct {
-		at    time.Duration // after start
-		state string        // an attempt's state, or "" for a check
+		at     time.Duration // after start
+		state  string        // an attempt's state, or "" for a check
+		filter string        // an inbound filter's attempt; "": the Event Webhook's
 	}
-	fail := func(at time.Duration) step { return step{at, dispatcher.StateDeferred} }
-	ok := func(at time.Duration) step { return step{at, dispatcher.StateSucceeded} }
+	fail := func(at time.Duration) step { return step{at: at, state: dispatcher.StateDeferred} }
+	ok := func(at time.Duration) step { return step{at: at, state: dispatcher.StateSucceeded} }
 	check := func(at time.Duration) step { return step{at: at} }
 	tests := []struct {
 		name   string
@@ -85,10 +87,16 @@ func TestAlertWatcher(t *testing.T) {
 			ok(130 * time.Minute), check(131 * time.Minute), check(5 * time.Hour),
 		}},
 		{"log_only", "", 0, []step{
-			fail(0), {10 * time.Minute, dispatcher.StateFailed}, check(time.Hour), ok(90 * time.Minute), check(90 * time.Minute),
+			fail(0), {at: 10 * time.Minute, state: dispatcher.StateFailed}, check(time.Hour), ok(90 * time.Minute), check(90 * time.Minute),
 		}},
 		{"sendmail_fails", "admin@example.com", 1, []step{
 			fail(0), check(time.Hour), ok(90 * time.Minute), check(90 * time.Minute),
+		}},
+		{"event_and_inbound", "admin@example.com", 0, []step{
+			fail(0), {20 * time.Minute, dispatcher.StateDeferred, "support"}, check(time.Hour),
+			{70 * time.Minute, dispatcher.StateSucceeded, "support"}, check(80 * time.Minute),
+			{90 * time.Minute, dispatcher.StateFailed, "orders"}, ok(100 * time.Minute), check(100 * time.Minute),
+			check(150 * time.Minute),
 		}},
 		{"fails_again_after_recovery", "admin@example.com", 0, []step{
 			fail(0), check(time.Hour), ok(90 * time.Minute), fail(91 * time.Minute),
@@ -108,7 +116,7 @@ func TestAlertWatcher(t *testing.T) {
 					return a
 				},
 			}))
-			w := newAlertWatcher("Event Webhook", config.Alerts{
+			w := newAlertWatcher(config.Alerts{
 				After:        config.Duration(time.Hour),
 				MailTo:       tc.mailTo,
 				From:         "posthorn@mx1.example.com",
@@ -117,11 +125,16 @@ func TestAlertWatcher(t *testing.T) {
 			}, log, func() time.Time { return now })
 			for _, s := range tc.steps {
 				now = start.Add(s.at)
-				fmt.Fprintf(&logs, "# +%v %s\n", s.at, or(s.state, "check"))
+				fmt.Fprintf(&logs, "# +%v %s\n", s.at, strings.TrimSpace(or(s.state, "check")+" "+s.filter))
+				r := dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, Endpoint: "https://hooks.example.com/in",
+					At: now, State: s.state, Reason: "dial tcp 192.0.2.1:443: connection refused"}
+				if s.filter != "" {
+					r.Webhook, r.Filter, r.Endpoint = dispatcher.WebhookInbound, s.filter, "https://crm.example.com/"+s.filter
+				}
 				if s.state == "" {
 					w.check(context.Background())
 				} else {
-					w.attempt(now, "https://hooks.example.com/in", s.state, "dial tcp 192.0.2.1:443: connection refused")
+					w.observe(r)
 				}
 			}
 			got := logs.String() + "\n# mails\n" + strings.Join(recorded(t, dir), "\n# next\n")
@@ -138,18 +151,55 @@ func or(s, empty string) string {
 	return s
 }
 
-// TestAlertOutbox checks that the dispatcher's recorded attempts reach the
-// watcher, and that the wake channel nudges run without blocking.
-func TestAlertOutbox(t *testing.T) {
-	w := newAlertWatcher("Event Webhook", config.Alerts{After: config.Duration(time.Minute)}, slog.New(slog.DiscardHandler), time.Now)
+// TestAlertObserve checks that attempts never block the dispatcher that
+// reports them: the wake channel holds one nudge.
+func TestAlertObserve(t *testing.T) {
+	w := newAlertWatcher(config.Alerts{After: config.Duration(time.Minute)}, slog.New(slog.DiscardHandler), time.Now)
 	at := time.Now()
-	for range 3 { // more than the channel holds: attempt must not block
-		w.attempt(at, "https://e.example", dispatcher.StateFailed, "x")
+	for range 3 { // more than the channel holds
+		w.observe(dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, At: at, State: dispatcher.StateFailed, Reason: "x"})
 	}
 	if len(w.wake) != 1 {
 		t.Errorf("wake holds %d nudges, want 1", len(w.wake))
 	}
-	if !w.since.Equal(at) {
-		t.Errorf("since = %v, want %v", w.since, at)
+	if f := w.failures[eventWebhook]; f == nil || !f.since.Equal(at) {
+		t.Errorf("failure = %+v, want since %v", f, at)
+	}
+}
+
+// TestAlertResume checks that a restart keeps "failing since": the
+// watcher starts from the attempts a real store recorded.
+func TestAlertResume(t *testing.T) {
+	ctx := t.Context()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "posthorn.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	t0 := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	w := newAlertWatcher(config.Alerts{After: config.Duration(time.Hour)}, slog.New(slog.DiscardHandler), func() time.Time { return t0 })
+	if err := w.resume(ctx, store); err != nil || len(w.failures) != 0 {
+		t.Fatalf("resume with no attempts: %v, %+v", err, w.failures)
+	}
+	formed := make([]sqlite.Formed, 3)
+	for i := range formed {
+		formed[i] = sqlite.Formed{ID: fmt.Sprint("batch-", i), Family: "deliveries", First: int64(i + 1), Last: int64(i + 1),
+			Events: 1, FirstTime: t0, LastTime: t0, Endpoint: "https://hooks.example.com/in"}
+	}
+	if err := store.Form(ctx, formed, map[string]int64{"deliveries": 3}, t0); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range []string{dispatcher.StateSucceeded, dispatcher.StateDeferred, dispatcher.StateDeferred} {
+		if err := store.Record(ctx, dispatcher.Attempt{BatchID: formed[i].ID, Attempt: 1, At: t0.Add(time.Duration(i) * time.Minute),
+			Endpoint: "https://u:p@hooks.example.com/in?token=SECRET", State: st, Reason: fmt.Sprint("reason ", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.resume(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	f := w.failures[eventWebhook]
+	if f == nil || !f.since.Equal(t0.Add(time.Minute)) || f.endpoint != "https://hooks.example.com/in" || f.reason != "reason 2" {
+		t.Errorf("resumed %+v, want since %v at the redacted endpoint with the latest reason", f, t0.Add(time.Minute))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/logtail"
 	"github.com/posthorn/posthorn/ui"
@@ -23,18 +24,17 @@ import (
 
 // metrics is what serve exports at /metrics. This is the only package
 // that imports client_golang: the components count in plain structs
-// (logtail.Tailer.Summary) or tell a callback (dispatcher.Options.Observe,
-// milter.Options.Observe),
-// and the values are read or recorded here. Counters that components keep
+// (logtail.Tailer.Summary) or tell a callback (the dispatchers' and the
+// milter's Options.Observe), and the values are read or recorded here. Counters that components keep
 // are read at scrape time by a collector, so a scrape costs a few locks
 // and the store's two single-row index reads per webhook.
 type metrics struct {
 	reg *prometheus.Registry
 
-	events        *prometheus.CounterVec // by type, as committed
-	postAttempts  *prometheus.CounterVec // by result and HTTP code
-	postSeconds   prometheus.Histogram
-	milterResults *prometheus.CounterVec // by decision
+	events        *prometheus.CounterVec   // by type, as committed
+	postAttempts  *prometheus.CounterVec   // by webhook, result and HTTP code
+	postSeconds   *prometheus.HistogramVec // by webhook
+	milterResults *prometheus.CounterVec   // by decision
 	milterSeconds prometheus.Histogram
 
 	mu     sync.Mutex
@@ -68,13 +68,13 @@ func newMetrics(now func() time.Time) *metrics {
 		}, []string{"type"}),
 		postAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "posthorn_webhook_post_attempts_total",
-			Help: "Event Webhook posts made, by the state they left the batch in (succeeded, deferred, failed) and the HTTP status (none without an answer).",
-		}, []string{"result", "code"}),
-		postSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Help: "Webhook posts made, by webhook (event, inbound), the state they left the batch or message in (succeeded, deferred, failed) and the HTTP status (none without an answer).",
+		}, []string{"webhook", "result", "code"}),
+		postSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "posthorn_webhook_post_duration_seconds",
-			Help:    "Time an Event Webhook post took, from connecting to the end of the answer.",
+			Help:    "Time a webhook post took, from connecting to the end of the answer, by webhook (event, inbound).",
 			Buckets: postBuckets,
-		}),
+		}, []string{"webhook"}),
 		milterResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "posthorn_milter_decisions_total",
 			Help: "Answers of the inbound milter at the end of a message, by decision (captured, refused, tempfail).",
@@ -110,14 +110,16 @@ func (m *metrics) follow(t *logtail.Tailer, spool spoolStatus, dbPath string) {
 	m.tailer, m.spool, m.dbPath = t, spool, dbPath
 }
 
-// observePost is the dispatcher's Options.Observe.
-func (m *metrics) observePost(state string, status int, took time.Duration) {
+// observePost counts an attempt of either dispatcher. The inbound
+// filter's name is not a label: names are the user's, and a label per
+// filter would grow the series with every rename.
+func (m *metrics) observePost(r dispatcher.PostReport) {
 	code := "none"
-	if status != 0 {
-		code = strconv.Itoa(status)
+	if r.Status != 0 {
+		code = strconv.Itoa(r.Status)
 	}
-	m.postAttempts.WithLabelValues(state, code).Inc()
-	m.postSeconds.Observe(took.Seconds())
+	m.postAttempts.WithLabelValues(r.Webhook, r.State, code).Inc()
+	m.postSeconds.WithLabelValues(r.Webhook).Observe(r.Took.Seconds())
 }
 
 // observeMilter is the milter's Options.Observe.

@@ -62,9 +62,10 @@ func TestMetricsScrape(t *testing.T) {
 	if err := tl.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	m.observePost(dispatcher.StateSucceeded, 200, 40*time.Millisecond)
-	m.observePost(dispatcher.StateDeferred, 503, 2*time.Second)
-	m.observePost(dispatcher.StateDeferred, 0, 30*time.Second)
+	m.observePost(dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, State: dispatcher.StateSucceeded, Status: 200, Took: 40 * time.Millisecond})
+	m.observePost(dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, State: dispatcher.StateDeferred, Status: 503, Took: 2 * time.Second})
+	m.observePost(dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, State: dispatcher.StateDeferred, Took: 30 * time.Second})
+	m.observePost(dispatcher.PostReport{Webhook: dispatcher.WebhookInbound, Filter: "support", State: dispatcher.StateSucceeded, Status: 204, Took: 8 * time.Millisecond})
 	m.observeMilter("captured", 3*time.Millisecond)
 	m.observeMilter("refused", 200*time.Microsecond)
 

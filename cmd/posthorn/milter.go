@@ -86,7 +86,7 @@ func (n notifyingSpool) Capture(ctx context.Context, m *event.InboundMessage) er
 // Event Webhook's dispatcher after the outbound role stored records of
 // suppressed recipients. observe, if not nil, is told of the milter's
 // answer at the end of each message (the metrics).
-func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, notifyEvents func(), log *slog.Logger, observe func(decision string, took time.Duration)) (stop func(), err error) {
+func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, notifyEvents func(), log *slog.Logger, observe func(decision string, took time.Duration), observePost func(dispatcher.PostReport)) (stop func(), err error) {
 	log = log.With("component", "inbound webhook")
 	mc := cfg.Milter
 	cur, saved, err := store.InboundSettings(ctx)
@@ -115,6 +115,7 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		Version:           version,
 		Concurrency:       mc.PostConcurrency,
 		Logger:            log,
+		Observe:           observePost,
 	})
 	if err != nil {
 		return nil, err

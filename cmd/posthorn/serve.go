@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/config"
+	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/logtail"
 	"github.com/posthorn/posthorn/sqlite"
@@ -134,11 +136,23 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	}
 	defer tailer.Source.Close()
 	m := newMetrics(time.Now)
-	wh, err := startWebhook(ctx, cfg, store, log, m.observePost)
+	alerts := newAlertWatcher(cfg.Alerts, log, time.Now)
+	if err := alerts.resume(ctx, store); err != nil {
+		return err
+	}
+	observePost := func(r dispatcher.PostReport) {
+		m.observePost(r)
+		alerts.observe(r)
+	}
+	wh, err := startWebhook(ctx, cfg, store, log, observePost)
 	if err != nil {
 		return err
 	}
 	defer wh.stop()
+	actx, stopAlerts := context.WithCancel(ctx)
+	var alertsDone sync.WaitGroup
+	alertsDone.Go(func() { alerts.run(actx) })
+	defer func() { stopAlerts(); alertsDone.Wait() }()
 	clk, err := newClock()
 	if err != nil {
 		return err
@@ -174,7 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 		return err
 	}
 	defer stopConsole()
-	stopInbound, err := startInbound(ctx, cfg, store, wh.d.Notify, log, m.observeMilter)
+	stopInbound, err := startInbound(ctx, cfg, store, wh.d.Notify, log, m.observeMilter, observePost)
 	if err != nil {
 		return err
 	}

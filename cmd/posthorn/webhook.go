@@ -30,8 +30,8 @@ type webhook struct {
 // startWebhook starts forming and posting batches from the store. It
 // returns when the dispatcher runs; stop ends it.
 //
-// observe, if not nil, is told of each attempt (the metrics).
-func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, observe func(state string, status int, took time.Duration)) (*webhook, error) {
+// observe, if not nil, is told of each attempt (metrics and alerts).
+func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, observe func(dispatcher.PostReport)) (*webhook, error) {
 	log = log.With("component", "event webhook")
 	cur, ok, err := store.EventWebhookSettings(ctx)
 	if err != nil {
@@ -44,9 +44,8 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		defer mu.Unlock()
 		return cur
 	}
-	alerts := newAlertWatcher("Event Webhook", cfg.Alerts, log, time.Now)
 	d, err := dispatcher.New(dispatcher.Options{
-		Outbox:            alertOutbox{Store: store, w: alerts},
+		Outbox:            store,
 		Settings:          get,
 		AllowHTTP:         cfg.AllowInsecureHTTP,
 		ServerComposition: cfg.ServerComposition,
@@ -67,7 +66,6 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 			log.Error("event webhook stopped", "err", err)
 		}
 	})
-	wg.Go(func() { alerts.run(rctx) })
 	wg.Go(func() {
 		t := time.NewTicker(settingsPoll)
 		defer t.Stop()
