@@ -339,7 +339,7 @@ func (d *Dispatcher) add(s settings.EventWebhook, now time.Time, p Pending, clos
 	if !skip {
 		b, full, err := d.batcher.Add(now, p)
 		if err != nil {
-			d.o.Logger.Warn("event not posted", "event", p.ID, "err", err)
+			d.o.Logger.Warn("event not posted", "event_id", p.ID, "type", p.Type, "err", err)
 			skip = true
 		} else if full {
 			closed = append(closed, b)
@@ -606,7 +606,7 @@ func (d *Dispatcher) observe(ctx context.Context, evs []event.Event) {
 			var err error
 			o, ok, err = d.o.Observations.Observation(ctx, e.Host, e.QueueID)
 			if err != nil {
-				d.o.Logger.Warn("read the milter's observation", "queueid", e.QueueID, "err", err)
+				d.o.Logger.Warn("read the milter's observation", "queue_id", e.QueueID, "event_id", e.ID, "message_id", e.MessageID, "err", err)
 			}
 			if !ok {
 				o = event.Observation{}
