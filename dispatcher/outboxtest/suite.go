@@ -76,6 +76,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"FormsAndDelivers", testFormsAndDelivers},
 		{"RetriesFrozenBatch", testRetriesFrozenBatch},
 		{"PermanentFailure", testPermanentFailure},
+		{"LogsAndReports", testLogsAndReports},
 		{"DeadEndpointBacksOff", testDeadEndpointBacksOff},
 		{"RetryPeriodEnds", testRetryPeriodEnds},
 		{"Restart", testRestart},
@@ -471,6 +472,55 @@ func testPermanentFailure(t *testing.T, h Harness) {
 	if st := r.d.Stats(); st.BatchesFailed != 1 || st.EventsFailed != 100 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// Each attempt is one log line and one report, however many events the
+// batch holds, naming the endpoint without the token in its query.
+func testLogsAndReports(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503), func(s *settings.EventWebhook) { s.Endpoint += "?token=SECRET" })
+	var logs syncBuffer
+	r.opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	var reports []dispatcher.PostReport
+	r.opts.Observe = func(p dispatcher.PostReport) { reports = append(reports, p) }
+	r.d = r.newDispatcher(t)
+	h.Store(t, manyEvents("d", event.Queued, 100)...) // one full batch
+	r.form(t)
+	r.deliver(t)
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "event webhook post") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], "events=100") ||
+		!strings.Contains(lines[0], "endpoint="+strings.TrimSuffix(r.s.Endpoint, "?token=SECRET")) {
+		t.Errorf("attempt log lines %q, want one warning with the endpoint and the event count", lines)
+	}
+	if strings.Contains(logs.String(), "SECRET") {
+		t.Errorf("the log shows the endpoint's token:\n%s", logs.String())
+	}
+	if len(reports) != 1 || reports[0].Webhook != dispatcher.WebhookEvent || reports[0].State != dispatcher.StateDeferred ||
+		reports[0].Status != 503 || strings.Contains(reports[0].Endpoint, "SECRET") || reports[0].At.IsZero() {
+		t.Errorf("reports %+v, want one deferred 503 without the token", reports)
+	}
+}
+
+// syncBuffer is a log destination safe for the dispatcher's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // A dead endpoint is probed along the retry schedule, whichever batch is
