@@ -8,12 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -268,6 +270,24 @@ type scenario struct {
 	set   settings.Inbound
 	d     *dispatcher.Inbound
 	n     int
+
+	mu      sync.Mutex
+	reports []dispatcher.PostReport // what Observe was told
+	logs    bytes.Buffer
+}
+
+// observed returns the reports so far and the log, under the lock the
+// posting goroutines take.
+func (sc *scenario) observed() ([]dispatcher.PostReport, string) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return slices.Clone(sc.reports), sc.logs.String()
+}
+
+func (sc *scenario) Write(p []byte) (int, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.logs.Write(p)
 }
 
 func newScenario(t *testing.T) *scenario {
@@ -291,6 +311,12 @@ func newScenario(t *testing.T) *scenario {
 	sc.d, err = dispatcher.NewInbound(dispatcher.InboundOptions{
 		Outbox: store, Settings: func() settings.Inbound { return sc.set }, ServerComposition: "comp",
 		Now: c.Now, Concurrency: 4,
+		Logger: slog.New(slog.NewTextHandler(sc, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Observe: func(r dispatcher.PostReport) {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			sc.reports = append(sc.reports, r)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -417,6 +443,23 @@ func TestInboundProbesFailingEndpoint(t *testing.T) {
 	}
 	if n := len(sc.recv.requests("/a")); n != first+1+7 {
 		t.Errorf("%d requests in all, want %d", n, first+1+7)
+	}
+	// Every request was reported once, for metrics and alerts, and
+	// logged with the message's queue ID and the endpoint.
+	reports, logs := sc.observed()
+	states := map[string]int{}
+	for _, r := range reports {
+		if r.Webhook != dispatcher.WebhookInbound || r.Filter != "a" || r.Endpoint != sc.recv.srv.URL+"/a" {
+			t.Errorf("report %+v", r)
+		}
+		states[r.State]++
+	}
+	if len(reports) != first+1+7 || states["deferred"] != first+1 || states["succeeded"] != 7 {
+		t.Errorf("%d reports by state %v, want one per request", len(reports), states)
+	}
+	if n := strings.Count(logs, `msg="inbound post deferred" filter=a`); n != first+1 ||
+		!strings.Contains(logs, "endpoint="+sc.recv.srv.URL+"/a queue_id=Q1 message_id=") {
+		t.Errorf("%d deferral lines, want %d with endpoint and queue ID:\n%s", n, first+1, logs)
 	}
 	// Attempt numbers count on for the messages tried before.
 	attempts := map[string]int{}
