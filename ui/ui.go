@@ -145,6 +145,9 @@ type Server struct {
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
 	blocks          BlockList
 	metrics         http.Handler
+	// addResults keeps the Blocks add form's per-address results for
+	// the page it redirects to.
+	addResults addResults
 
 	// loginMu serialises the check-verify-record sequence of logins, so
 	// that parallel guesses cannot all pass the rate limit before any of
@@ -274,6 +277,15 @@ func (s *Server) routes() []route {
 		{"POST /settings/inbound/filter", session, s.saveFilter},
 		{"POST /settings/inbound/filter/delete", session, s.deleteFilter},
 	}
+	if s.blocks != nil {
+		rts = append(rts,
+			route{"GET /blocks", session, s.blocksPage},
+			route{"POST /blocks", session, s.addBlocks},
+			route{"POST /blocks/delete", session, s.deleteBlock},
+			route{"POST /blocks/cancel", session, s.cancelBlock},
+			route{"GET /blocks.csv", session, s.blocksCSV},
+		)
+	}
 	if s.metrics != nil {
 		// The one public route that is a choice of the configuration:
 		// TestMetricsRoute checks it exists only then.
@@ -298,6 +310,9 @@ func (s *Server) guard(rt route) http.Handler {
 			}
 		}
 		ctx := context.WithValue(r.Context(), infoKey{}, ri)
+		if s.blocks != nil {
+			ctx = context.WithValue(ctx, blocksOnKey{}, true)
+		}
 		r = r.WithContext(ctx)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
