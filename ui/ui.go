@@ -96,6 +96,9 @@ type Options struct {
 	// Blocks, when set, enables the suppression list: the Blocks screen
 	// and, with Tokens, the /api/v1/blocks API.
 	Blocks BlockList
+	// Tokens, when set with Blocks, enables /api/v1/blocks for holders
+	// of an API token (api.go).
+	Tokens Tokens
 	// Metrics, when set, is served at GET /metrics without a session
 	// (the config's metrics.public): Prometheus scrapes without logging
 	// in. Unset, /metrics does not exist on the console.
@@ -144,6 +147,7 @@ type Server struct {
 	inboundSettings InboundSettings
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
 	blocks          BlockList
+	tokens          Tokens
 	metrics         http.Handler
 	// addResults keeps the Blocks add form's per-address results for
 	// the page it redirects to.
@@ -180,6 +184,7 @@ func New(o Options) (*Server, error) {
 		inboundSettings: o.InboundSettings,
 		postfixLimits:   o.PostfixLimits,
 		blocks:          o.Blocks,
+		tokens:          o.Tokens,
 		metrics:         o.Metrics,
 		allowHTTP:       o.AllowInsecureHTTP,
 		loc:             o.Location,
@@ -235,6 +240,7 @@ type access int
 const (
 	public  access = iota // anyone: the login page, health check, assets
 	session               // a logged-in user
+	bearer                // a program with an API token, never a session (api.go)
 )
 
 type route struct {
@@ -286,6 +292,9 @@ func (s *Server) routes() []route {
 			route{"GET /blocks.csv", session, s.blocksCSV},
 		)
 	}
+	if s.blocks != nil && s.tokens != nil {
+		rts = append(rts, s.apiRoutes()...)
+	}
 	if s.metrics != nil {
 		// The one public route that is a choice of the configuration:
 		// TestMetricsRoute checks it exists only then.
@@ -302,6 +311,11 @@ const maxForm = 64 << 10
 // that change state, the body limit and the form token check.
 func (s *Server) guard(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.access == bearer {
+			// No session and so no form token: the API's own checks.
+			s.apiAuth(w, r, rt.handler)
+			return
+		}
 		ri := s.requestInfo(r)
 		if rt.access == session {
 			if !s.authenticate(w, r, ri) {
