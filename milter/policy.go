@@ -264,11 +264,17 @@ func values(fields []Field, name string) []string {
 	return out
 }
 
-// domainOf returns the lower-case domain of an address ("" without one).
+// domainOf returns the lower-case domain of an address ("" without one),
+// an internationalized one in its ASCII (xn--) form, as the allowed
+// domains are kept: an SMTPUTF8 client may write either form.
 func domainOf(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
 		return ""
 	}
-	return strings.TrimSuffix(strings.ToLower(addr[at+1:]), ".")
+	d := strings.TrimSuffix(strings.ToLower(addr[at+1:]), ".")
+	if a, err := settings.ASCIIDomain(d); err == nil {
+		return a
+	}
+	return d
 }

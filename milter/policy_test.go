@@ -58,6 +58,26 @@ func TestRecipient(t *testing.T) {
 	}
 }
 
+// TestRecipientIDN: an internationalized domain is allowed in the form the
+// settings give, and recipients match it in either form an SMTPUTF8
+// client may write (RFC 6531).
+func TestRecipientIDN(t *testing.T) {
+	s := testSettings()
+	s.Domains = []string{"Bücher.Example"}
+	p, err := NewPolicy(s, RejectUnknown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rcpt := range []string{"info@bücher.example", "info@BÜCHER.example", "info@xn--bcher-kva.example"} {
+		if d := p.Recipient(rcpt); d.Verdict != RcptCapture {
+			t.Errorf("Recipient(%q) = %v %q, want captured", rcpt, d.Verdict, d.Reply)
+		}
+	}
+	if d := p.Recipient("info@bucher.example"); d.Verdict != RcptUnknownDomain {
+		t.Errorf("a look-alike ASCII domain = %v, want refused", d.Verdict)
+	}
+}
+
 // TestRecipientNoFilter: when every enabled filter tests the recipient and
 // none accepts it, the recipient is refused at RCPT on its own.
 func TestRecipientNoFilter(t *testing.T) {

@@ -36,7 +36,8 @@ const ToHeader = "To"
 // refused (or passed through, as the daemon config decides).
 type Inbound struct {
 	// Domains are the recipient domains mail is accepted for, lower case,
-	// in ASCII (xn--) form for internationalized names. A domain matches
+	// in ASCII (xn--) form for internationalized names (Normalized
+	// converts names given in Unicode). A domain matches
 	// itself only, not its subdomains.
 	Domains []string `yaml:"domains" json:"domains"`
 	// LogDenied records mail refused because the recipient domain is not
@@ -141,8 +142,12 @@ func (s Inbound) Filter(name string) (InboundFilter, bool) {
 	return InboundFilter{}, false
 }
 
-// AllowsDomain reports whether domain is one of the allowed domains.
+// AllowsDomain reports whether domain, in either form of an
+// internationalized name, is one of the allowed domains.
 func (s Inbound) AllowsDomain(domain string) bool {
+	if a, err := ASCIIDomain(domain); err == nil {
+		domain = a
+	}
 	for _, d := range s.Domains {
 		if strings.EqualFold(d, domain) {
 			return true

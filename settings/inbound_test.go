@@ -58,8 +58,11 @@ func TestInboundValidate(t *testing.T) {
 			InboundErrors{"domains[2]": `"SHOP.example" repeats domains[0]`}},
 		{"address instead of domain", func(s *Inbound) { s.Domains[0] = "info@shop.example" }, false,
 			InboundErrors{"domains[0]": `"info@shop.example": a domain, not an address`}},
-		{"unicode domain", func(s *Inbound) { s.Domains[1] = "bücher.example" }, false,
-			InboundErrors{"domains[1]": `"bücher.example": write an internationalized domain in its ASCII (xn--) form`}},
+		{"unicode domain", func(s *Inbound) { s.Domains[1] = "Bücher.example" }, false, nil},
+		{"unicode domain repeating its ASCII form", func(s *Inbound) { s.Domains = append(s.Domains, "bücher.example") }, false,
+			InboundErrors{"domains[2]": `"bücher.example" repeats domains[1]`}},
+		{"invalid unicode domain", func(s *Inbound) { s.Domains[1] = "bü cher.example" }, false,
+			InboundErrors{"domains[1]": `"bü cher.example" is not a valid internationalized domain name: idna: disallowed rune U+0020`}},
 		{"trailing dot", func(s *Inbound) { s.Domains[0] = "shop.example." }, false,
 			InboundErrors{"domains[0]": `"shop.example.": write it without the trailing dot`}},
 		{"underscore", func(s *Inbound) { s.Domains[0] = "my_shop.example" }, false,
@@ -177,9 +180,9 @@ func TestInboundTooMany(t *testing.T) {
 }
 
 func TestNormalized(t *testing.T) {
-	s := Inbound{Domains: []string{" Shop.Example. ", "a.example"}}
+	s := Inbound{Domains: []string{" Shop.Example. ", "a.example", "Bücher.Example"}}
 	n := s.Normalized()
-	if fmt.Sprint(n.Domains) != "[shop.example a.example]" {
+	if fmt.Sprint(n.Domains) != "[shop.example a.example xn--bcher-kva.example]" {
 		t.Errorf("Normalized domains = %q", n.Domains)
 	}
 	if s.Domains[0] != " Shop.Example. " {
@@ -187,6 +190,9 @@ func TestNormalized(t *testing.T) {
 	}
 	if !n.AllowsDomain("SHOP.example") || n.AllowsDomain("sub.shop.example") {
 		t.Error("AllowsDomain compares whole names without regard to case")
+	}
+	if !n.AllowsDomain("BÜCHER.example") || !n.AllowsDomain("xn--bcher-kva.example") {
+		t.Error("AllowsDomain does not match an internationalized name in both forms")
 	}
 }
 

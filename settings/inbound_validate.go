@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // InboundErrors maps a field path ("domains[2]", "filters[0].endpoint",
@@ -82,12 +84,18 @@ func (e InboundErrors) add(field, format string, args ...any) {
 }
 
 // Normalized returns s with its domains in lower case without a trailing
-// dot, the form Validate checks and the milter compares against.
+// dot, internationalized names in their ASCII (xn--) form: the form
+// Validate checks and the milter compares against. A name that cannot be
+// converted is left for Validate to report.
 func (s Inbound) Normalized() Inbound {
 	out := s
 	out.Domains = make([]string, len(s.Domains))
 	for i, d := range s.Domains {
-		out.Domains[i] = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+		if a, err := ASCIIDomain(d); err == nil {
+			d = a
+		}
+		out.Domains[i] = d
 	}
 	out.Filters = slices.Clone(s.Filters)
 	return out
@@ -109,7 +117,7 @@ func (s Inbound) Validate(allowHTTP bool) error {
 			e.add(key, "%s", why)
 			continue
 		}
-		ld := strings.ToLower(d)
+		ld, _ := ASCIIDomain(d) // checkDomain has converted it once
 		if j, dup := seen[ld]; dup {
 			e.add(key, "%q repeats domains[%d]", d, j)
 		}
@@ -210,11 +218,34 @@ func validFieldName(s string) bool {
 	return true
 }
 
+// ASCIIDomain returns an internationalized domain name in its ASCII
+// (xn--) form, lower case: the one form in which the allowed domains are
+// kept and recipients compared, because Postfix hands the milter the
+// recipient as the client wrote it and an SMTPUTF8 client (RFC 6531) may
+// write either form. The conversion is IDNA's lookup profile (UTS #46
+// mapping, RFC 5891 rules). An ASCII name is returned lower-cased as it
+// is.
+func ASCIIDomain(d string) (string, error) {
+	ascii := true
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToLower(d), nil
+	}
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(a), nil
+}
+
 // checkDomain returns why d is not a domain name the milter can compare
 // recipients with, or "". Names are LDH labels (RFC 1123 §2.1); an
-// internationalized name must be given in its ASCII (xn--) form, because
-// Postfix hands the milter the recipient as the client wrote it and
-// SMTPUTF8 clients may write either form.
+// internationalized name is converted to its ASCII (xn--) form first.
 func checkDomain(d string) string {
 	switch {
 	case d == "":
@@ -226,10 +257,12 @@ func checkDomain(d string) string {
 	case strings.HasPrefix(d, "@") || strings.Contains(d, "@"):
 		return fmt.Sprintf("%q: a domain, not an address", d)
 	}
-	for _, r := range d {
-		if r > 0x7e {
-			return fmt.Sprintf("%q: write an internationalized domain in its ASCII (xn--) form", d)
-		}
+	a, err := ASCIIDomain(d)
+	if err != nil {
+		return fmt.Sprintf("%q is not a valid internationalized domain name: %v", d, err)
+	}
+	if !strings.EqualFold(a, d) {
+		d = a // the labels below are checked in their ASCII form
 	}
 	for _, label := range strings.Split(d, ".") {
 		if label == "" || len(label) > 63 {

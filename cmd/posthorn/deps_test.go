@@ -30,13 +30,13 @@ var allowed = map[string][]string{
 // new dependency is a deliberate change here.
 var thirdParty = map[string][]string{
 	"event":      {},
-	"settings":   {},
+	"settings":   {"golang.org/x/net", "golang.org/x/text"},
 	"config":     {"github.com/pelletier/go-toml/v2"},
 	"logtail":    {"github.com/nxadm/tail", "github.com/fsnotify/fsnotify", "gopkg.in/tomb.v1", "golang.org/x/sys"},
-	"sqlite":     {"github.com/mattn/go-sqlite3"},
-	"dispatcher": {},
-	"milter":     {"github.com/d--j/go-milter", "github.com/emersion/go-message", "golang.org/x/text"},
-	"ui":         {"github.com/a-h/templ", "golang.org/x/crypto", "golang.org/x/sys"},
+	"sqlite":     {"github.com/mattn/go-sqlite3", "golang.org/x/net", "golang.org/x/text"},
+	"dispatcher": {"golang.org/x/net", "golang.org/x/text"},
+	"milter":     {"github.com/d--j/go-milter", "github.com/emersion/go-message", "golang.org/x/net", "golang.org/x/text"},
+	"ui":         {"github.com/a-h/templ", "golang.org/x/crypto", "golang.org/x/net", "golang.org/x/sys", "golang.org/x/text"},
 	"zipaes":     {},
 	"blocks":     {},
 }
