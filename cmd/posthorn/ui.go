@@ -27,6 +27,7 @@ var (
 	_ ui.WebhookSettings = consoleSettings{}
 	_ ui.InboundLog      = (*sqlite.Store)(nil)
 	_ ui.InboundSettings = consoleSettings{}
+	_ ui.Tokens          = (*sqlite.Store)(nil)
 )
 
 // consoleSettings saves the console's Event Webhook settings with the
@@ -179,6 +180,7 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	opts.PostfixLimits = postfixLimits
 	if blockSvc != nil {
 		opts.Blocks = consoleBlocks{blockSvc}
+		opts.Tokens = store // /api/v1/blocks
 	}
 	console, err := ui.New(opts)
 	if err != nil {
