@@ -591,6 +591,13 @@ func TestBlocksAddInvalid(t *testing.T) {
 			}
 		})
 	}
+	// A body over the console's form limit is refused whole (by the
+	// guard, before the handler): nothing of it is added.
+	long := strings.Repeat(strings.Repeat("x", 60)+"@example.org\n", maxAddBlocks)
+	resp, body := c.post("/blocks", url.Values{"addresses": {long}, "reason": {"manual"}, "when": {"now"}})
+	if resp.StatusCode < 400 || f.len() != 0 {
+		t.Errorf("an oversized form: %s, %d entries added\n%s", resp.Status, f.len(), body)
+	}
 }
 
 func TestBlocksDeleteCancel(t *testing.T) {

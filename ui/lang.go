@@ -349,7 +349,7 @@ var catalog = map[string]map[string]string{
 	"blocks.col.removed":     {"en": "Removed", "ja": "解除日時"},
 	"blocks.add":             {"en": "Add addresses", "ja": "アドレスを追加"},
 	"blocks.addresses":       {"en": "Addresses, one per line", "ja": "アドレス (1 行に 1 つ)"},
-	"blocks.addresses.help":  {"en": "Up to %d at a time; posthorn blocks import FILE takes a list of any length.", "ja": "一度に %d 件まで。それより多い場合は posthorn blocks import FILE を使ってください。"},
+	"blocks.addresses.help":  {"en": "Up to %d at a time, in at most 60 KB of text; posthorn blocks import FILE takes a list of any length.", "ja": "一度に %d 件、60 KB まで。それより多い場合は posthorn blocks import FILE を使ってください。"},
 	"blocks.when":            {"en": "Takes effect", "ja": "有効にする時刻"},
 	"blocks.when.next":       {"en": "At the next daily execution time", "ja": "次回の毎日の実行時刻"},
 	"blocks.when.now":        {"en": "Now", "ja": "今すぐ"},
