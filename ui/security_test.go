@@ -105,6 +105,13 @@ func TestCSRF(t *testing.T) {
 			t.Errorf("%s: %s, want 403\n%s", tc.name, resp.Status, body)
 		}
 	}
+	// A form past the size limit is refused as too large, not as forged.
+	big := url.Values{"csrf": {c.csrf}, "endpoint": {strings.Repeat("x", maxForm)}}
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/settings/event-webhook", strings.NewReader(big.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, body := c.send(req); resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "at most 64 KiB") {
+		t.Errorf("oversized form: %s, want 413 naming the limit\n%s", resp.Status, body)
+	}
 	// Still logged in: none of them took effect.
 	if resp, _ := c.get("/events"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after the refused requests: %s", resp.Status)
@@ -119,7 +126,7 @@ func TestCSRF(t *testing.T) {
 	// A session's token does not work for another session.
 	other := e.client()
 	other.login()
-	req, _ := http.NewRequest(http.MethodPost, other.base+"/logout", strings.NewReader(url.Values{"csrf": {c.csrf}}.Encode()))
+	req, _ = http.NewRequest(http.MethodPost, other.base+"/logout", strings.NewReader(url.Values{"csrf": {c.csrf}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if resp, _ := other.send(req); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("logout with another session's token: %s, want 403", resp.Status)

@@ -227,6 +227,12 @@ func New(o Options) (*Server, error) {
 	// runs (Sec-Fetch-Site / Origin checks); the form token below covers
 	// browsers that send neither header.
 	cop := http.NewCrossOriginProtection()
+	if s.blocks != nil && s.tokens != nil {
+		// The API accepts a bearer token only, never the session
+		// cookie: a request another site makes a browser send carries
+		// no credential, so its origin does not matter (api.go).
+		cop.AddInsecureBypassPattern("/api/")
+	}
 	s.handler = s.recover(s.headers(cop.Handler(mux)))
 	return s, nil
 }
@@ -330,6 +336,15 @@ func (s *Server) guard(rt route) http.Handler {
 		r = r.WithContext(ctx)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if r.Header.Get("X-CSRF-Token") == "" {
+				// The token is in the form: a form past the limit
+				// is too large, not forged, and is told so.
+				var tooBig *http.MaxBytesError
+				if err := r.ParseForm(); errors.As(err, &tooBig) {
+					http.Error(w, fmt.Sprintf("413 request entity too large: a form may hold at most %d KiB", maxForm>>10), http.StatusRequestEntityTooLarge)
+					return
+				}
+			}
 			if !s.checkCSRF(r, ri) {
 				s.log.Warn("console: request without a valid form token refused", "path", r.URL.Path, "addr", r.RemoteAddr)
 				http.Error(w, "403 forbidden: the form is out of date or did not come from this console; reload the page and try again", http.StatusForbidden)
