@@ -797,3 +797,23 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// TestAPICrossOrigin: a program that sends an Origin header (a browser
+// extension, some HTTP libraries) is not refused by the console's
+// cross-origin check, which protects the session cookie; and a cross-site
+// request with only the cookie is still refused.
+func TestAPICrossOrigin(t *testing.T) {
+	a := newAPIEnv(t)
+	cross := []string{"Origin", "https://crm.example", "Sec-Fetch-Site", "cross-site"}
+	resp, body := a.call("POST", "/api/v1/blocks", a.token, `{"address":"x@example.org","now":true}`, cross...)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("cross-site POST with a token: %s\n%s", resp.Status, body)
+	}
+	resp, body = a.call("DELETE", "/api/v1/blocks/x@example.org", "", "", cross...)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("cross-site DELETE without a token: %s\n%s", resp.Status, body)
+	}
+	if n := len(a.blocks.entries); n != 1 || a.blocks.entries[0].Status != "registered" {
+		t.Errorf("entries %+v", a.blocks.entries)
+	}
+}
