@@ -324,6 +324,16 @@ func (b blockCLI) export(out io.Writer) int {
 	return exitOK
 }
 
+// unformula undoes the console's CSV export guard: a cell that a
+// spreadsheet would run as a formula (= + - @ first) is written with a
+// leading apostrophe, which is not part of the address.
+func unformula(cell string) string {
+	if len(cell) > 1 && cell[0] == '\'' && strings.ContainsRune("=+-@", rune(cell[1])) {
+		return cell[1:]
+	}
+	return cell
+}
+
 // importFile adds every address of a CSV; an address already on the list
 // is counted, not an error, so an import can be run again.
 func (b blockCLI) importFile(name string) int {
@@ -362,7 +372,7 @@ func (b blockCLI) importFile(name string) int {
 				continue
 			}
 		}
-		_, err = b.addOne(rec[0], reason)
+		_, err = b.addOne(unformula(strings.TrimSpace(rec[0])), reason)
 		switch {
 		case errors.Is(err, sqlite.ErrBlockExists):
 			present++
