@@ -21,11 +21,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/nettest"
 	"github.com/posthorn/posthorn/settings"
 )
 
@@ -394,7 +394,7 @@ func TestPostHugeResponse(t *testing.T) {
 // Every connection-level failure is temporary, and says what it was without
 // repeating the URL (it may hold a token).
 func TestPostTransportErrors(t *testing.T) {
-	closed := refusedAddr(t)
+	closed := nettest.RefusedAddr(t)
 
 	h, _ := recorder(200, nil)
 	srv, _ := startReceiver(t, h)
@@ -591,25 +591,4 @@ func BenchmarkPost(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(evs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-}
-
-// refusedAddr returns a loopback address that refuses connections for the
-// whole test: a TCP socket bound to a port but never listening. Closing a
-// listener to get a free port is racy: a server started later, by this test
-// or a parallel one, may be given the same port.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/e2e/postfixtest"
+	"github.com/posthorn/posthorn/internal/nettest"
 )
 
 // TestAlertMailThroughPostfix points the Event Webhook at a port nobody
@@ -20,7 +21,7 @@ func TestAlertMailThroughPostfix(t *testing.T) {
 	inst := postfixtest.Start(t, postfixtest.Options{})
 	dir := testDir(t)
 
-	dead := "https://" + refusedAddr(t) + "/hook"
+	dead := "https://" + nettest.RefusedAddr(t) + "/hook"
 
 	alerts := fmt.Sprintf(`[alerts]
 after = "1m"

@@ -21,6 +21,7 @@ import (
 
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/nettest"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -187,7 +188,7 @@ func BenchmarkWebhookDelivery(b *testing.B) {
 // deadEndpoint returns an https URL on a loopback port nothing listens
 // on: connections are refused at once.
 func deadEndpoint(b *testing.B) string {
-	return "https://" + refusedAddr(b) + "/events"
+	return "https://" + nettest.RefusedAddr(b) + "/events"
 }
 
 // headLines writes the first n lines of a file to a new file.

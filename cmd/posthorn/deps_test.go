@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"ui":         {"event", "settings", "zipaes"},
 	"zipaes":     {},
 	"blocks":     {"event"},
+	"internal":   {},
 }
 
 // Third-party modules each package may use; anything else is refused so a
@@ -39,6 +40,7 @@ var thirdParty = map[string][]string{
 	"ui":         {"github.com/a-h/templ", "golang.org/x/crypto", "golang.org/x/net", "golang.org/x/sys", "golang.org/x/text"},
 	"zipaes":     {},
 	"blocks":     {},
+	"internal":   {},
 }
 
 func TestImportRules(t *testing.T) {
