@@ -627,7 +627,12 @@ func (s *Server) apiBlockError(w http.ResponseWriter, r *http.Request, err error
 	} {
 		if errors.Is(err, k.kind) {
 			msg := strings.TrimPrefix(err.Error(), k.kind.Error()+": ")
-			writeAPIError(w, &apiError{status: k.status, Code: k.code, Message: msg})
+			e := &apiError{status: k.status, Code: k.code, Message: msg}
+			var input *BlockInputError
+			if errors.As(err, &input) {
+				e.Field = input.Field
+			}
+			writeAPIError(w, e)
 			return
 		}
 	}

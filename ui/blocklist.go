@@ -24,6 +24,17 @@ var (
 	ErrBlockState = errors.New("entry is in the wrong state for this action")
 )
 
+// BlockInputError is an ErrBlockInvalid about one input, named as the
+// API's fields are: "address", "reason", "at", "watchDays".
+type BlockInputError struct {
+	Field string
+	Err   error
+}
+
+func (e *BlockInputError) Error() string        { return ErrBlockInvalid.Error() + ": " + e.Err.Error() }
+func (e *BlockInputError) Unwrap() error        { return e.Err }
+func (e *BlockInputError) Is(target error) bool { return target == ErrBlockInvalid }
+
 // BlockEntry is one suppression-list entry. Zero times are "not (yet)".
 type BlockEntry struct {
 	Address     string // normalised: domain in lower case, local part as given

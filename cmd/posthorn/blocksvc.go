@@ -77,8 +77,12 @@ func (s *blockService) location(ctx context.Context) (*time.Location, error) {
 }
 
 // invalidBlock marks an error of the request itself (not an address, a
-// time in the past), which the API answers with 400.
-type invalidBlock struct{ error }
+// time in the past), which the API answers with 400 naming the field
+// ("address", "at").
+type invalidBlock struct {
+	field string
+	error
+}
 
 func (e invalidBlock) Unwrap() error { return e.error }
 
@@ -88,7 +92,7 @@ func (e invalidBlock) Unwrap() error { return e.error }
 func (s *blockService) Add(ctx context.Context, addr string, reason blocks.Reason, when blockWhen, watch int) (sqlite.Block, error) {
 	norm, err := blocks.Normalize(addr)
 	if err != nil {
-		return sqlite.Block{}, invalidBlock{err}
+		return sqlite.Block{}, invalidBlock{"address", err}
 	}
 	sched, err := s.schedule(ctx)
 	if err != nil {
@@ -102,7 +106,7 @@ func (s *blockService) Add(ctx context.Context, addr string, reason blocks.Reaso
 	case at.IsZero():
 		at = sched.Next(now)
 	case at.Before(now):
-		return sqlite.Block{}, invalidBlock{fmt.Errorf("%s is in the past; register now instead", at.In(sched.Loc).Format("2006-01-02 15:04"))}
+		return sqlite.Block{}, invalidBlock{"at", fmt.Errorf("%s is in the past; register now instead", at.In(sched.Loc).Format("2006-01-02 15:04"))}
 	}
 	if watch < 0 {
 		watch = s.cfg.WatchDays
@@ -131,7 +135,7 @@ func (s *blockService) Cancel(ctx context.Context, addr string) (sqlite.Block, e
 func (s *blockService) remove(ctx context.Context, addr string, cancel bool) (sqlite.Block, error) {
 	norm, err := blocks.Normalize(addr)
 	if err != nil {
-		return sqlite.Block{}, invalidBlock{err}
+		return sqlite.Block{}, invalidBlock{"address", err}
 	}
 	var entry sqlite.Block
 	if cancel {

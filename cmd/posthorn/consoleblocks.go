@@ -35,7 +35,7 @@ func (c consoleBlocks) CountBlocks(ctx context.Context, q ui.BlockQuery) (int, e
 func (c consoleBlocks) AddBlock(ctx context.Context, address, reason string, when ui.BlockWhen, watchDays int) (ui.BlockEntry, error) {
 	r, err := blocks.ParseReason(reason)
 	if err != nil {
-		return ui.BlockEntry{}, fmt.Errorf("%w: %v", ui.ErrBlockInvalid, err)
+		return ui.BlockEntry{}, &ui.BlockInputError{Field: "reason", Err: err}
 	}
 	e, err := c.svc.Add(ctx, address, r, blockWhen(when), watchDays)
 	return uiBlock(e), uiBlockErr(err)
@@ -77,7 +77,7 @@ func uiBlockErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &invalid):
-		kind = ui.ErrBlockInvalid
+		return &ui.BlockInputError{Field: invalid.field, Err: invalid.error}
 	case errors.Is(err, sqlite.ErrBlockExists):
 		kind = ui.ErrBlockExists
 	case errors.Is(err, sqlite.ErrNoBlock):
