@@ -127,7 +127,7 @@ var fields = []Field{
 		Key:     "ui.listen",
 		Type:    "string",
 		Default: `"127.0.0.1:8025"`,
-		Doc:     `Address and port the web console listens on, such as "127.0.0.1:8025" or "[::1]:8025". Empty turns the console off. It starts only once a user exists ("posthorn user add NAME"). An address other than loopback needs tls_cert and tls_key: passwords and mail addresses must not cross the network in clear text.`,
+		Doc:     `Address and port the web console listens on, such as "127.0.0.1:8025" or "[::1]:8025". Empty turns the console off. It starts only once a user ("posthorn user add NAME") or, for the API alone, an API token ("posthorn token add NAME") exists. An address other than loopback needs tls_cert and tls_key: passwords, tokens and mail addresses must not cross the network in clear text.`,
 	},
 	{
 		Key:     "ui.tls_cert",

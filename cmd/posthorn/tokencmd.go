@@ -139,15 +139,15 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
-// tokenNotes says when the API the token is for will not be reachable:
-// it is served by the web console, which starts only with a listen
-// address and a user.
+// tokenNotes says when the API the token is for may not be reachable: it
+// is served by the web console, which needs a listen address, and starts
+// only if a user or a live token exists when serve starts.
 func tokenNotes(ctx context.Context, cfg *config.Config, store *sqlite.Store, w io.Writer) {
 	if cfg.UI.Listen == "" {
 		fmt.Fprintln(w, "note: the API is served by the web console, which is off ([ui] listen is empty)")
 		return
 	}
 	if users, err := store.Users(ctx); err == nil && len(users) == 0 {
-		fmt.Fprintln(w, "note: the web console, which serves the API, starts only once a user exists (posthorn user add NAME)")
+		fmt.Fprintln(w, "note: no console user exists: if posthorn serve was started before this token, restart it to serve the API (systemctl restart posthorn)")
 	}
 }

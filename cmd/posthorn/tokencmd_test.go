@@ -131,7 +131,7 @@ func TestTokenNotes(t *testing.T) {
 	if msg := add("[ui]\nlisten = \"\"\n", "a"); !strings.Contains(msg, "[ui] listen is empty") {
 		t.Errorf("console off: %q", msg)
 	}
-	if msg := add("", "b"); !strings.Contains(msg, "starts only once a user exists") {
+	if msg := add("", "b"); !strings.Contains(msg, "restart it to serve the API") {
 		t.Errorf("no user: %q", msg)
 	}
 	store, err := sqlite.Open(db, sqlite.Options{})

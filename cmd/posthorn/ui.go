@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"os"
 	"os/exec"
 	"strings"
@@ -153,8 +154,15 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		return stop, err
 	}
 	if len(users) == 0 {
-		log.Warn("web console not started: no user exists; run 'posthorn user add NAME' and restart", "listen", u.Listen)
-		return stop, nil
+		// Without a user the console is only worth serving for the API.
+		tokens, err := store.APITokens(ctx)
+		if err != nil {
+			return stop, err
+		}
+		if !slices.ContainsFunc(tokens, func(t sqlite.APIToken) bool { return t.Revoked.IsZero() }) {
+			log.Warn("web console not started: no user or API token exists; run 'posthorn user add NAME' (or 'posthorn token add NAME' for the API only) and restart", "listen", u.Listen)
+			return stop, nil
+		}
 	}
 	opts := ui.Options{
 		Store:             store,

@@ -160,6 +160,37 @@ func TestStartConsole(t *testing.T) {
 	if !bytes.Contains(logs.Bytes(), []byte("posthorn user add NAME")) {
 		t.Errorf("log: %s", logs.String())
 	}
+	// A revoked API token is not a reason to serve; a live one is: the
+	// API is the console's only use then.
+	_, hash := ui.NewAPIToken()
+	if err := store.AddAPIToken(ctx, "old", hash, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RevokeAPIToken(ctx, "old", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stop, err = startConsole(ctx, cfg, store, nil, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + cfg.UI.Listen + "/healthz"); err == nil {
+		t.Error("the console listens with only a revoked token")
+	}
+	stop()
+	_, hash = ui.NewAPIToken()
+	if err := store.AddAPIToken(ctx, "crm", hash, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	stop, err = startConsole(ctx, cfg, store, nil, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get("http://" + cfg.UI.Listen + "/healthz"); err != nil {
+		t.Errorf("the console does not listen with a live API token and no user: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	stop()
 
 	for _, withTLS := range []bool{false, true} {
 		cfg, store := consoleConfig(t, withTLS)
