@@ -66,20 +66,10 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&o.until, "until", "", "list: created before this date")
 	fs.BoolVar(&o.removed, "removed", false, "list, export: include deleted and cancelled entries")
 	fs.IntVar(&o.limit, "limit", 100, "list: at most this many (0: all)")
-	var pos []string
-	rest := args
-	for { // flags may come before or after the action and its arguments
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitConfig
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	// Flags may come before or after the action and its operands.
+	pos, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) == 0 {
 		fmt.Fprint(stderr, blocksUsage)
