@@ -22,7 +22,10 @@ var wildcard = regexp.MustCompile(`\{[^}]*\}`)
 
 // routeRequest makes a request that the route's pattern matches.
 func routeRequest(pattern string) *http.Request {
-	method, path, _ := strings.Cut(pattern, " ")
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok { // a pattern for every method
+		method, path = http.MethodGet, pattern
+	}
 	path = strings.ReplaceAll(path, "{$}", "")
 	path = wildcard.ReplaceAllString(path, "1")
 	return httptest.NewRequest(method, path, strings.NewReader("csrf=x"))
@@ -32,7 +35,7 @@ func routeRequest(pattern string) *http.Request {
 // every route but the listed public ones sends a request without a
 // session to the login page (GET) or answers 401 (anything else).
 func TestRoutesNeedSession(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, everyScreen)
 	var open []string
 	for _, rt := range e.srv.routes() {
 		if rt.access == public {
@@ -42,8 +45,12 @@ func TestRoutesNeedSession(t *testing.T) {
 		req := routeRequest(rt.pattern)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		resp := e.do(req)
-		switch req.Method {
-		case http.MethodGet:
+		switch {
+		case rt.access == bearer:
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s without a token: %s, want 401 asking for one", rt.pattern, resp.Status)
+			}
+		case req.Method == http.MethodGet:
 			if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
 				t.Errorf("%s without a session: %s, Location %q; want a redirect to /login", rt.pattern, resp.Status, resp.Header.Get("Location"))
 			}
@@ -301,13 +308,13 @@ func TestSessionCookieTLS(t *testing.T) {
 // refuses a logged-in user's request without the form token, so that a
 // route added later cannot be forgotten.
 func TestCSRFEveryPostRoute(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Posts = testPosts(5) })
+	e := newEnv(t, everyScreen)
 	c := e.client()
 	c.login()
 	for _, rt := range e.srv.routes() {
 		req := routeRequest(rt.pattern)
-		if req.Method == http.MethodGet || req.Method == http.MethodHead {
-			continue
+		if req.Method == http.MethodGet || req.Method == http.MethodHead || rt.access == bearer {
+			continue // the API takes no session, so no form token (TestAPIRoutes)
 		}
 		r, _ := http.NewRequest(req.Method, c.base+req.URL.Path, strings.NewReader(url.Values{"csrf": {""}}.Encode()))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -315,6 +322,14 @@ func TestCSRFEveryPostRoute(t *testing.T) {
 			t.Errorf("%s without the form token: %s, want 403\n%s", rt.pattern, resp.Status, body)
 		}
 	}
+}
+
+// everyScreen turns on every optional screen and the API, so that the
+// tests that walk every route see all of them.
+func everyScreen(o *Options) {
+	o.Posts = testPosts(5)
+	o.Blocks = newFakeBlocks(o.Now)
+	o.Tokens = o.Store.(Tokens)
 }
 
 // TestSecurityHeaders checks every route's answer, with and without a
