@@ -39,11 +39,7 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	spool, err := newConsoleSpool(store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
+	spool := consoleSpool{store}
 
 	now := sampleWritten.Add(time.Hour)
 	m := newMetrics(func() time.Time { return now })

@@ -166,12 +166,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	}
 	var consoleMetrics http.Handler
 	if cfg.Metrics.Listen != "" || cfg.Metrics.Public {
-		spool, err := newConsoleSpool(store)
-		if err != nil {
-			return err
-		}
-		defer spool.Close()
-		m.follow(tailer, spool, store.Path())
+		m.follow(tailer, consoleSpool{store}, store.Path())
 		if cfg.Metrics.Public {
 			consoleMetrics = m.handler(log)
 		}

@@ -21,11 +21,7 @@ func TestConsoleSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	spool, err := newConsoleSpool(store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
+	spool := consoleSpool{store}
 
 	got, err := spool.SpoolStatus(ctx)
 	if err != nil {

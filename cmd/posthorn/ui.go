@@ -178,11 +178,7 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	opts.Settings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.SendTestEvent = consoleTestPost(cfg)
 	opts.Posts = consolePosts{store}
-	spool, err := newConsoleSpool(store)
-	if err != nil {
-		return stop, err
-	}
-	opts.Spool = spool
+	opts.Spool = consoleSpool{store}
 	opts.Inbound = store
 	opts.InboundSettings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.PostfixLimits = postfixLimits
@@ -192,7 +188,6 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	}
 	console, err := ui.New(opts)
 	if err != nil {
-		spool.Close()
 		return stop, err
 	}
 
@@ -210,14 +205,12 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	if u.TLS() {
 		certs = &certReloader{certFile: u.TLSCert, keyFile: u.TLSKey, log: log}
 		if _, err := certs.get(nil); err != nil {
-			spool.Close()
 			return stop, fmt.Errorf("web console: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	}
 	ln, err := net.Listen("tcp", u.Listen)
 	if err != nil {
-		spool.Close()
 		return stop, fmt.Errorf("web console: %w", err)
 	}
 	scheme := "http"
@@ -248,7 +241,6 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 				srv.Close()
 			}
 			<-done
-			spool.Close()
 		})
 	}
 	go func() {
