@@ -20,6 +20,10 @@ type writeStmts struct {
 	upsertMessage *sql.Stmt
 	deleteMessage *sql.Stmt
 	upsertCursor  *sql.Stmt
+	// bounces.go
+	countBounce     *sql.Stmt
+	countBounceRead *sql.Stmt
+	trackMessage    *sql.Stmt
 }
 
 // eventColumns is the column order of insertEvent and of every events read.
@@ -60,6 +64,10 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 				file_offset = excluded.file_offset,
 				journal = excluded.journal,
 				updated_at = excluded.updated_at`},
+		{&w.countBounce, countBounceSQL},
+		{&w.countBounceRead, countBounceSQL + ` RETURNING count`},
+		{&w.trackMessage, `INSERT INTO bounce_lookup (message_id, seq) VALUES (?, ?)
+			ON CONFLICT DO NOTHING`},
 	}
 	for _, st := range stmts {
 		p, err := db.PrepareContext(ctx, st.sql)
@@ -73,7 +81,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, p := range []**sql.Stmt{&w.insertEvent, &w.upsertMessage, &w.deleteMessage, &w.upsertCursor} {
+	for _, p := range []**sql.Stmt{&w.insertEvent, &w.upsertMessage, &w.deleteMessage, &w.upsertCursor, &w.countBounce, &w.countBounceRead, &w.trackMessage} {
 		if *p != nil {
 			(*p).Close()
 			*p = nil
@@ -103,9 +111,12 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		return nil
 	}
 	var stored []Pending // for the dispatcher, once committed
+	rules := s.rules()
+	var registered []Block // by bounce counting
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
-		stored = stored[:0]
+		stored, registered = stored[:0], registered[:0]
 		ins := tx.StmtContext(run, s.stmts.insertEvent)
+		book := s.bookkeeper(tx, rules)
 		for i := range b.Events {
 			if err := checkEvery(i); err != nil {
 				return err
@@ -125,7 +136,20 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			if err != nil {
 				return fmt.Errorf("insert event %q: %w", e.ID, err)
 			}
+			n := len(stored)
 			stored = noteStored(stored, res, e, ns)
+			// Only an event stored now is looked at: one committed
+			// again after a crash was the first time (bounces.go).
+			if rules != nil && len(stored) > n {
+				entry, pend, err := book.stored(run, e, stored[n].Seq, false)
+				if err != nil {
+					return err
+				}
+				if entry != nil {
+					registered = append(registered, *entry)
+					stored = append(stored, pend...)
+				}
+			}
 		}
 		s.stage("events")
 
@@ -180,6 +204,9 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 		return fmt.Errorf("commit batch: %w", err)
 	}
 	s.recent().add(stored)
+	if len(registered) > 0 {
+		rules.Registered(registered)
+	}
 	return nil
 }
 

@@ -37,6 +37,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -62,6 +63,9 @@ type Options struct {
 	// Now is the clock for the created_at and updated_at columns (default
 	// time.Now).
 	Now func() time.Time
+	// BounceRules counts bounces and registers addresses automatically
+	// (bounces.go); nil counts nothing. SetBounceRules sets it later.
+	BounceRules BounceRules
 }
 
 // Store is the SQLite store. Its methods are safe for concurrent use.
@@ -73,6 +77,8 @@ type Store struct {
 	full bool
 
 	stmts writeStmts
+
+	bounceRules atomic.Pointer[rulesBox]
 
 	// afterStage, when set by a test, runs inside Commit after each stage of
 	// the transaction so the test can fail the transaction there.
@@ -112,6 +118,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.SetBounceRules(opts.BounceRules)
 
 	busyMS := strconv.FormatInt(busy.Milliseconds(), 10)
 	s.w, err = sql.Open("sqlite3", dsn(abs, url.Values{
