@@ -24,14 +24,17 @@ type inbound struct {
 	refusal *Reply // the answer decided at the end of the headers
 	policy  *Policy
 	from    string
-	rcpts   []string // recipients captured (RcptCapture)
-	pass    []string // recipients passed through (RcptPass)
+	rcpts   []string          // recipients captured (RcptCapture)
+	pass    []string          // recipients passed through (RcptPass)
+	bounces []BounceRecipient // recipients that are bounce addresses (dsn.go)
 	queueID string
 	fields  []Field
 	size    int64 // header and body bytes
 	tooBig  bool
 	body    *spill
 	matches [][]string
+
+	bounceDecision string // the bounce sink's outcome
 }
 
 // log is the logger of the transaction. Decisions are logged at debug
@@ -92,6 +95,12 @@ func (t *inbound) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		t.queueID = q
 	}
+	// A bounce address is accepted whatever the inbound settings say:
+	// it is Posthorn's own, not an inbound domain's mailbox.
+	if b, ok := t.srv.bounces.Match(rcpt); ok {
+		t.bounces = append(t.bounces, b)
+		return gomilter.RespContinue, nil
+	}
 	d := t.policy.Recipient(rcpt)
 	switch d.Verdict {
 	case RcptCapture:
@@ -129,7 +138,7 @@ func (t *inbound) Data(m gomilter.Modifier) (*gomilter.Response, error) {
 	if q := m.Get(gomilter.MacroQueueId); q != "" {
 		t.queueID = q
 	}
-	if len(t.rcpts) == 0 {
+	if len(t.rcpts) == 0 && len(t.bounces) == 0 {
 		// Only pass-through recipients: Postfix goes on as if the milter
 		// were not there.
 		t.reset()
@@ -166,6 +175,13 @@ func (t *inbound) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 		return respond(replyTempStore), nil
 	}
 	if t.tooBig {
+		return nil, nil
+	}
+	if len(t.rcpts) == 0 {
+		// Bounce mail only: the spam rules and filters are for inbound
+		// mail, and a bounce's From is a mailer daemon anywhere.
+		t.size += 2 // the empty line after the header
+		t.body = newSpill(t.srv.o.TempDir, 256<<10)
 		return nil, nil
 	}
 	for i := range t.fields {
@@ -226,6 +242,8 @@ func (t *inbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		resp, err := t.endOfMessage(m)
 		switch {
 		case err != nil:
+		case (resp == gomilter.RespAccept || resp == gomilter.RespDiscard) && len(t.rcpts) == 0 && t.bounceDecision != "":
+			decision = t.bounceDecision
 		case resp == gomilter.RespAccept || resp == gomilter.RespDiscard:
 			decision = DecisionCaptured
 		case t.refusal != nil || t.tooBig:
@@ -246,16 +264,27 @@ func (t *inbound) endOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	case t.tooBig:
 		t.log().Debug("message refused", "reply", replyTooBig.String(), "size", t.size)
 		return respond(replyTooBig), nil
-	case !t.active || t.matches == nil:
+	case !t.active || (t.matches == nil && len(t.bounces) == 0):
 		return respond(replyTempStore), nil
 	case t.body == nil:
 		return respond(replyTempStore), nil // the body could not be spooled; logged
 	}
 	var err error
-	progress(m, func() { err = t.capture() })
-	if err != nil {
-		t.log().Error("capture failed: message tempfailed", "err", err, "reply", replyTempStore.String())
-		return respond(replyTempStore), nil
+	if len(t.bounces) > 0 {
+		// Before the capture: reading a bounce again is harmless (the
+		// sink knows it), capturing a message twice is not.
+		progress(m, func() { t.bounceDecision, err = t.bounce() })
+		if err != nil {
+			t.log().Error("bounce mail not stored: message tempfailed", "err", err, "reply", replyTempStore.String())
+			return respond(replyTempStore), nil
+		}
+	}
+	if len(t.rcpts) > 0 {
+		progress(m, func() { err = t.capture() })
+		if err != nil {
+			t.log().Error("capture failed: message tempfailed", "err", err, "reply", replyTempStore.String())
+			return respond(replyTempStore), nil
+		}
 	}
 	if t.srv.o.AfterCapture == Deliver {
 		return gomilter.RespAccept, nil
@@ -264,8 +293,13 @@ func (t *inbound) endOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 		return gomilter.RespDiscard, nil
 	}
 	// Discarding would drop the pass-through recipients' copy too: take
-	// the captured recipients off the message instead.
-	for _, r := range t.rcpts {
+	// the captured recipients and the bounce addresses off the message
+	// instead.
+	taken := append([]string(nil), t.rcpts...)
+	for _, b := range t.bounces {
+		taken = append(taken, b.Address)
+	}
+	for _, r := range taken {
 		if err := m.DeleteRecipient(r); err != nil {
 			t.log().Error("capture: remove captured recipient", "rcpt", r, "err", err)
 			return respond(replyTempStore), nil

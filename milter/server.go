@@ -73,6 +73,10 @@ type Options struct {
 	Suppression Suppression
 	// SuppressAction: SuppressReject (default) or SuppressDiscard.
 	SuppressAction SuppressAction
+	// Bounce configures the inbound role's intake of bounce mail (DSNs,
+	// dsn.go); without addresses there is none. Postfix treats a bounce
+	// message as AfterCapture says.
+	Bounce BounceOptions
 	// Log receives one line per decision; nil discards.
 	Log *slog.Logger
 	// Now is the clock of captured messages and log rows (default time.Now).
@@ -100,6 +104,7 @@ const DefaultMaxMessageSize = 64 << 20
 // listeners; both share the policy and the spool.
 type Server struct {
 	o       Options
+	bounces *BounceAddresses // nil: no bounce intake
 	policy  atomic.Pointer[Policy]
 	inbound *gomilter.Server
 	outbnd  *gomilter.Server
@@ -154,7 +159,14 @@ func NewServer(o Options) (*Server, error) {
 	if o.Parse.TempDir == "" {
 		o.Parse.TempDir = o.TempDir
 	}
-	s := &Server{o: o}
+	bounces, err := NewBounceAddresses(o.Bounce)
+	if err != nil {
+		return nil, fmt.Errorf("create milter server: %w", err)
+	}
+	if bounces != nil && o.Bounce.Sink == nil {
+		return nil, errors.New("create milter server: bounce addresses without a bounce sink")
+	}
+	s := &Server{o: o, bounces: bounces}
 	s.policy.Store(o.Policy)
 	log := o.Log
 	// The library reports protocol errors through a package variable.
