@@ -113,6 +113,30 @@ type Blocks struct {
 	// they are deleted. From 0 to 3650.
 	WatchDays int `toml:"watch_days"`
 
+	// Bounce addresses: full addresses ("bounces@bounce.example.com") and
+	// whole domains ("@bounce.example.com") whose mail the inbound milter
+	// role reads as bounce messages, standard DSNs and the large
+	// providers' plain-text ones. Send with one of them as the return
+	// path. A bounce about a message Posthorn saw delivered is posted as
+	// a bounces record and counted for auto_register. The role accepts
+	// these recipients whatever the inbound settings say, and Postfix then
+	// discards the bounce, or also delivers it, as milter.after_capture
+	// says. Needs milter.inbound.
+	BounceAddresses []string `toml:"bounce_addresses"`
+
+	// Read VERP return paths: with the default delimiters,
+	// "bounces+user=example.org@bounce.example.com" is the bounce address
+	// bounces@bounce.example.com on mail to user@example.org, and a
+	// bounce sent to it is about that recipient, even when it does not
+	// return the original message (Postfix: "sendmail -XV", or XVERP from
+	// a client in smtpd_authorized_verp_clients).
+	VERP bool `toml:"verp"`
+
+	// The two VERP delimiters: the one after the bounce address's local
+	// part and the one that stands for the recipient's "@", as Postfix's
+	// default_verp_delimiters.
+	VERPDelimiters string `toml:"verp_delimiters"`
+
 	// Automatic registration: how many bounces of each class an address
 	// may get before it is put on the list (reason: the class), counted
 	// from the maillog's bounces and from bounce mail. 0 turns a class
@@ -428,7 +452,7 @@ func defaults() Config {
 			SessionLifetime: Duration(12 * time.Hour),
 		},
 		Webhook: Webhook{MaxPending: 1000000},
-		Blocks: Blocks{ExecTime: "00:00"},
+		Blocks:  Blocks{ExecTime: "00:00", BounceAddresses: []string{}, VERPDelimiters: "+="},
 		Alerts: Alerts{
 			After:        Duration(time.Hour),
 			Sendmail:     "/usr/sbin/sendmail",

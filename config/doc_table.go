@@ -340,6 +340,24 @@ var fields = []Field{
 		Doc:     `Watch period: an entry is lifted automatically, with a "deleted" record, this many days after it takes effect. 0 keeps entries until they are deleted. From 0 to 3650.`,
 	},
 	{
+		Key:     "blocks.bounce_addresses",
+		Type:    "list of strings",
+		Default: "[]",
+		Doc:     `Bounce addresses: full addresses ("bounces@bounce.example.com") and whole domains ("@bounce.example.com") whose mail the inbound milter role reads as bounce messages, standard DSNs and the large providers' plain-text ones. Send with one of them as the return path. A bounce about a message Posthorn saw delivered is posted as a bounces record and counted for auto_register. The role accepts these recipients whatever the inbound settings say, and Postfix then discards the bounce, or also delivers it, as milter.after_capture says. Needs milter.inbound.`,
+	},
+	{
+		Key:     "blocks.verp",
+		Type:    "boolean",
+		Default: "false",
+		Doc:     `Read VERP return paths: with the default delimiters, "bounces+user=example.org@bounce.example.com" is the bounce address bounces@bounce.example.com on mail to user@example.org, and a bounce sent to it is about that recipient, even when it does not return the original message (Postfix: "sendmail -XV", or XVERP from a client in smtpd_authorized_verp_clients).`,
+	},
+	{
+		Key:     "blocks.verp_delimiters",
+		Type:    "string",
+		Default: `"+="`,
+		Doc:     `The two VERP delimiters: the one after the bounce address's local part and the one that stands for the recipient's "@", as Postfix's default_verp_delimiters.`,
+	},
+	{
 		Key:     "blocks.auto_register",
 		Type:    "table",
 		Default: "",

@@ -85,6 +85,9 @@ func (v *validator) check(c *Config) {
 	}
 	v.alerts(c)
 	v.blocks(&c.Blocks)
+	if len(c.Blocks.BounceAddresses) > 0 && c.Milter.Inbound == "" {
+		v.errorf("blocks.bounce_addresses", "needs milter.inbound: bounce mail is read by the inbound milter role")
+	}
 }
 
 // blocks checks the [blocks] table.
@@ -102,6 +105,33 @@ func (v *validator) blocks(b *Blocks) {
 	for i := range r.NumField() {
 		key := "blocks.auto_register." + r.Type().Field(i).Tag.Get("toml")
 		inRange(v, key, int(r.Field(i).Int()), 0, 1000)
+	}
+	for _, a := range b.BounceAddresses {
+		v.bounceAddress("blocks.bounce_addresses", a)
+	}
+	if b.VERP && len(b.BounceAddresses) == 0 {
+		v.errorf("blocks.verp", "needs blocks.bounce_addresses: VERP addresses are forms of them")
+	}
+	// A delimiter is a character of a local part (RFC 5322 §3.2.3 atext)
+	// other than a letter or digit; Postfix's verp_delimiter_filter
+	// allows "-=+" by default.
+	d := b.VERPDelimiters
+	if len(d) != 2 || d[0] == d[1] || strings.IndexFunc(d, func(r rune) bool {
+		return !strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
+	}) >= 0 {
+		v.errorf("blocks.verp_delimiters", `must be two different characters such as "+=" or "-=" (not letters, digits, "@" or space), got %q`, d)
+	}
+}
+
+// bounceAddress checks one entry of blocks.bounce_addresses: a bare
+// address, or "@" and a domain for all of the domain's addresses.
+func (v *validator) bounceAddress(key, a string) {
+	local, domain, ok := strings.Cut(a, "@")
+	if !ok || domain == "" || strings.Contains(domain, "@") || strings.HasPrefix(domain, ".") ||
+		strings.Contains(domain, "..") || strings.ContainsFunc(local+domain, func(r rune) bool {
+		return r <= ' ' || r > '~' || strings.ContainsRune("<>(),;:\\\"[]", r)
+	}) {
+		v.errorf(key, `entries must be an address such as "bounces@bounce.example.com" or a whole domain such as "@bounce.example.com", got %q`, a)
 	}
 }
 
