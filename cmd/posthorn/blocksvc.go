@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/posthorn/posthorn/blocks"
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/milter"
 	"github.com/posthorn/posthorn/sqlite"
 )
+
+// The store applies the suppression list's rules to the bounces it keeps.
+var _ sqlite.BounceRules = (*bounceRules)(nil)
 
 // blockService is the suppression list as `posthorn blocks`, the console's
 // Blocks screen and /api/v1/blocks share it, so that the three schedule,
@@ -175,4 +180,59 @@ func blockRules(a config.AutoRegister) blocks.Rules {
 		r[c] = blocks.Rule{Class: c, Enabled: n > 0, After: max(n, 1)}
 	}
 	return r
+}
+
+// bounceRules is the store's sqlite.BounceRules: which deliveries to keep
+// findable for bounce mail (those whose return path is a bounce address),
+// how an address is counted (normalised as the list holds it), and when
+// an automatic registration takes effect: at the next daily execution
+// time on the service's clock, with the configured watch period, as a
+// registration made with `posthorn blocks add` without --now.
+type bounceRules struct {
+	svc     *blockService
+	rules   blocks.Rules
+	bounces *milter.BounceAddresses
+	log     *slog.Logger
+}
+
+func newBounceRules(cfg *config.Config, svc *blockService, log *slog.Logger) (*bounceRules, error) {
+	b, err := milter.NewBounceAddresses(milter.BounceOptions{
+		Addresses: cfg.Blocks.BounceAddresses, VERP: cfg.Blocks.VERP, Delimiters: cfg.Blocks.VERPDelimiters,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blocks.bounce_addresses: %w", err) // validated by config.Load
+	}
+	return &bounceRules{svc: svc, rules: blockRules(cfg.Blocks.AutoRegister), bounces: b, log: log.With("component", "blocks")}, nil
+}
+
+func (r *bounceRules) Tracks(returnPath string) bool {
+	_, ok := r.bounces.Match(returnPath)
+	return ok
+}
+
+func (r *bounceRules) Address(rcpt string) (string, bool) {
+	a, err := blocks.Normalize(rcpt)
+	return a, err == nil
+}
+
+func (r *bounceRules) Register(c event.Class, count int) bool { return r.rules.Register(c, count) }
+
+func (r *bounceRules) Schedule(ctx context.Context) (now, at, expires time.Time) {
+	now = r.svc.clk.Now()
+	sched, err := r.svc.schedule(ctx)
+	if err != nil {
+		// The config was validated; only a zone that vanished from the
+		// system gets here. The registration still happens, at 00:00 UTC.
+		r.log.Warn("automatic registration: execution time unknown, using 00:00 UTC", "err", err)
+		sched = blocks.Schedule{}
+	}
+	at = sched.Next(now)
+	return now, at, sched.WatchExpiry(at, r.svc.cfg.WatchDays)
+}
+
+func (r *bounceRules) Registered(entries []sqlite.Block) {
+	for _, b := range entries {
+		r.log.Info("suppression list: registration after bounces", "address", b.Address, "reason", b.Reason,
+			"bounces", b.Occurrences, "takes_effect", b.Scheduled)
+	}
 }

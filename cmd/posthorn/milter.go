@@ -16,6 +16,7 @@ import (
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/logtail"
 	"github.com/posthorn/posthorn/milter"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
@@ -53,6 +54,85 @@ func (l suppressionList) RecordSuppressed(ctx context.Context, evs []event.Event
 	return nil
 }
 
+// bounceIntake reads the bounce mail the inbound role hands over (RFC 3464
+// reports and the providers' texts, blocks.ParseDSN), classifies each
+// failed recipient with the log reader's rules, so that a DSN and a
+// maillog line with the same reply get the same class, and has the store
+// match and record it. Every bounce message that records nothing new is
+// logged with why: at warn when it could not be matched (not a bounce, or
+// about mail Posthorn did not see delivered), lower when it was already
+// known. Delay notices (RFC 3464 action "delayed") are not bounces.
+type bounceIntake struct {
+	store  *sqlite.Store
+	notify func() // wakes the Event Webhook
+	log    *slog.Logger
+}
+
+func (b bounceIntake) Bounce(ctx context.Context, m *milter.BounceMail) (string, error) {
+	to := make([]string, len(m.Recipients))
+	d := sqlite.DSN{ID: m.ID, Host: m.Host, Received: m.Received}
+	for i, r := range m.Recipients {
+		to[i] = r.Address
+		if r.VERP != "" {
+			d.VERP = append(d.VERP, sqlite.VERPRecipient{Recipient: r.VERP, ReturnPath: r.Address})
+		}
+	}
+	log := b.log.With("message_id", m.MessageID, "queue_id", m.QueueID, "to", to, "from", m.EnvelopeFrom)
+	rep, err := blocks.ParseDSN(m.Message)
+	if err != nil {
+		why := err.Error()
+		if errors.Is(err, blocks.ErrNotBounce) {
+			why = "not a bounce: it names no failed recipient in a form Posthorn reads"
+		}
+		log.Warn("bounce mail unmatched", "why", why)
+		return milter.DecisionBounceUnmatched, nil
+	}
+	d.MessageID = rep.MessageID
+	var other []string
+	for _, r := range rep.Recipients {
+		if !r.Failed() {
+			other = append(other, r.Address+" "+r.Action)
+			continue
+		}
+		d.Recipients = append(d.Recipients, sqlite.DSNRecipient{Address: r.Address, Status: r.Status,
+			Diagnostic: r.Diagnostic, Class: r.Class(logtail.Classify)})
+	}
+	if len(d.Recipients) == 0 {
+		log.Info("bounce mail ignored: the report says no delivery failed", "original_message_id", d.MessageID, "recipients", other)
+		return milter.DecisionBounceIgnored, nil
+	}
+	res, err := b.store.RecordDSN(ctx, d)
+	if err != nil {
+		return "", err
+	}
+	if res.Outcome == sqlite.DSNRepeated {
+		log.Info("bounce mail read before: nothing changed")
+		return milter.DecisionBounceIgnored, nil
+	}
+	for _, r := range res.Recipients {
+		switch r.Outcome {
+		case sqlite.DSNUnmatched:
+			log.Warn("bounce mail unmatched", "original_message_id", d.MessageID, "recipient", r.Address, "why", r.Why)
+		case sqlite.DSNKnown:
+			log.Debug("bounce mail about a known bounce", "original_message_id", d.MessageID, "recipient", r.Address, "why", r.Why)
+		}
+	}
+	for _, e := range res.Events {
+		log.Info("bounce recorded", "original_message_id", e.MessageID, "recipient", e.Recipient(), "class", int(e.Class),
+			"dsn", e.DSN, "original_queue_id", e.QueueID)
+	}
+	if len(res.Events) > 0 && b.notify != nil {
+		b.notify()
+	}
+	switch res.Outcome {
+	case sqlite.DSNRecorded:
+		return milter.DecisionBounce, nil
+	case sqlite.DSNKnown:
+		return milter.DecisionBounceIgnored, nil
+	}
+	return milter.DecisionBounceUnmatched, nil
+}
+
 // inboundSvc runs the Inbound Webhook inside serve: the milter's two roles
 // (when configured), the dispatcher that posts captured mail, a settings
 // poller and the pruning of old observations.
@@ -87,6 +167,7 @@ func (n notifyingSpool) Capture(ctx context.Context, m *event.InboundMessage) er
 // suppressed recipients. observe, if not nil, is told of the milter's
 // answer at the end of each message (the metrics).
 func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, notifyEvents func(), log *slog.Logger, observe func(decision string, took time.Duration), observePost func(dispatcher.PostReport)) (stop func(), err error) {
+	bounceLog := log.With("component", "bounce mail")
 	log = log.With("component", "inbound webhook")
 	mc := cfg.Milter
 	cur, saved, err := store.InboundSettings(ctx)
@@ -133,7 +214,13 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 			Observe:        observe,
 			Suppression:    suppressionList{store, notifyEvents},
 			SuppressAction: milter.SuppressAction(mc.Suppressed),
-			Log:            log,
+			Bounce: milter.BounceOptions{
+				Addresses:  cfg.Blocks.BounceAddresses,
+				VERP:       cfg.Blocks.VERP,
+				Delimiters: cfg.Blocks.VERPDelimiters,
+				Sink:       bounceIntake{store: store, notify: notifyEvents, log: bounceLog},
+			},
+			Log: log,
 		})
 		if err != nil {
 			return nil, err

@@ -159,6 +159,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	}
 	defer clk.Stop()
 	blockSvc := newBlockService(cfg, store, clk, wh.d.Notify)
+	rules, err := newBounceRules(cfg, blockSvc, log)
+	if err != nil {
+		return err
+	}
+	// Bounces are counted, and addresses registered, as they are stored.
+	store.SetBounceRules(rules)
 	defer startBlocks(ctx, blockSvc, log)()
 	tailer.Sink = countingSink{wh.sink(store), m}
 	if d.observe != nil {
