@@ -76,11 +76,11 @@ func (s *Store) rules() BounceRules {
 	return nil
 }
 
-// countBounceSQL adds one to an address's count for a class.
+// countBounceSQL adds to an address's count for a class.
 const countBounceSQL = `INSERT INTO bounce_counts (address, class, count, last_at)
-	VALUES (?, ?, 1, ?)
+	VALUES (?, ?, ?, ?)
 	ON CONFLICT (address, class) DO UPDATE SET
-		count = count + 1,
+		count = count + excluded.count,
 		last_at = max(last_at, excluded.last_at)`
 
 // uncounted are the classes a count never includes: none, and the
@@ -90,7 +90,11 @@ func uncounted(c event.Class) bool {
 	return c == event.ClassNone || c == event.ClassBlocked || c == event.ClassUnsubscribed
 }
 
-// bookkeeper does the bookkeeping of one write transaction. It binds its
+// bookkeeper does the bookkeeping of one write transaction. Deliveries
+// are tracked as they are stored; bounces are added up per address and
+// class and written once per transaction by flush, so that a batch with
+// many bounces to few addresses (a mailing to a dead list, a log read
+// again) costs a write per address, not per bounce. It binds its
 // statements to the transaction once, on first use: database/sql's
 // Tx.StmtContext costs as much as the statement itself.
 type bookkeeper struct {
@@ -98,6 +102,18 @@ type bookkeeper struct {
 	tx                      *sql.Tx
 	rules                   BounceRules // nil: only tracking, as RecordDSN without rules
 	count, countRead, track *sql.Stmt
+	counts                  map[countKey]*pendingCount
+	order                   []countKey // first bounce first, so that registrations come in log order
+}
+
+type countKey struct {
+	addr  string
+	class event.Class
+}
+
+type pendingCount struct {
+	n    int
+	last time.Time
 }
 
 func (s *Store) bookkeeper(tx *sql.Tx, rules BounceRules) *bookkeeper {
@@ -106,48 +122,77 @@ func (s *Store) bookkeeper(tx *sql.Tx, rules BounceRules) *bookkeeper {
 
 // stored does the bookkeeping of one event stored now at seq: a tracked
 // delivery or bounce goes into bounce_lookup (always with track set), a
-// bounce is counted. It returns the entry the count added and the events
-// stored with it, as countBounce.
-func (k *bookkeeper) stored(ctx context.Context, e *event.Event, seq int64, track bool) (*Block, []Pending, error) {
+// bounce is counted at flush.
+func (k *bookkeeper) stored(ctx context.Context, e *event.Event, seq int64, track bool) error {
 	if e.Type != event.Succeeded && e.Type != event.Bounced {
-		return nil, nil, nil
+		return nil
 	}
 	if e.MessageID != "" && (track || (k.rules != nil && k.rules.Tracks(e.ReturnPath))) {
 		if k.track == nil {
 			k.track = k.tx.StmtContext(ctx, k.s.stmts.trackMessage)
 		}
 		if _, err := k.track.ExecContext(ctx, e.MessageID, seq); err != nil {
-			return nil, nil, fmt.Errorf("track %s: %w", e.MessageID, err)
+			return fmt.Errorf("track %s: %w", e.MessageID, err)
 		}
 	}
-	if e.Type != event.Bounced || k.rules == nil {
-		return nil, nil, nil
+	if e.Type != event.Bounced || k.rules == nil || uncounted(e.Class) {
+		return nil
 	}
-	return k.countBounce(ctx, e)
+	addr, ok := k.rules.Address(e.Recipient())
+	if !ok {
+		return nil
+	}
+	key := countKey{addr, e.Class}
+	c := k.counts[key]
+	if c == nil {
+		if k.counts == nil {
+			k.counts = map[countKey]*pendingCount{}
+		}
+		c = &pendingCount{}
+		k.counts[key] = c
+		k.order = append(k.order, key)
+	}
+	c.n++
+	if e.Time.After(c.last) {
+		c.last = e.Time
+	}
+	return nil
 }
 
-// countBounce counts one newly stored bounced event and, when the rules
-// say so, registers its recipient. It returns the entry it added (nil for
-// none) and the `registered` event stored with it when the entry took
-// effect at once.
-func (k *bookkeeper) countBounce(ctx context.Context, e *event.Event) (*Block, []Pending, error) {
-	if uncounted(e.Class) {
-		return nil, nil, nil
+// flush writes the counts added up and registers the addresses whose
+// count the rules say is reached. It returns the entries it added and the
+// `registered` events stored with those that took effect at once.
+func (k *bookkeeper) flush(ctx context.Context) ([]Block, []Pending, error) {
+	var added []Block
+	var stored []Pending
+	for _, key := range k.order {
+		b, pend, err := k.countBounces(ctx, key, k.counts[key])
+		if err != nil {
+			return nil, nil, err
+		}
+		if b != nil {
+			added = append(added, *b)
+			stored = append(stored, pend...)
+		}
 	}
-	rules, tx := k.rules, k.tx
-	addr, ok := rules.Address(e.Recipient())
-	if !ok {
-		return nil, nil, nil
-	}
+	k.counts, k.order = nil, nil
+	return added, stored, nil
+}
+
+// countBounces adds c's bounces to an address's count for a class and,
+// when the rules say so, registers the address. It returns the entry it
+// added (nil for none) and the `registered` event stored with it when the
+// entry took effect at once.
+func (k *bookkeeper) countBounces(ctx context.Context, key countKey, c *pendingCount) (*Block, []Pending, error) {
+	rules, tx, addr, class := k.rules, k.tx, key.addr, key.class
 	// The count is only read back for a class that can register at all:
-	// with automatic registration off (the default) a bounce costs one
-	// write and no read.
-	if !rules.Register(e.Class, math.MaxInt) {
+	// with automatic registration off (the default) counting is one write.
+	if !rules.Register(class, math.MaxInt) {
 		if k.count == nil {
 			k.count = tx.StmtContext(ctx, k.s.stmts.countBounce)
 		}
-		if _, err := k.count.ExecContext(ctx, addr, int64(e.Class), e.Time.UnixNano()); err != nil {
-			return nil, nil, fmt.Errorf("count bounce of %s: %w", addr, err)
+		if _, err := k.count.ExecContext(ctx, addr, int64(class), c.n, c.last.UnixNano()); err != nil {
+			return nil, nil, fmt.Errorf("count bounces of %s: %w", addr, err)
 		}
 		return nil, nil, nil
 	}
@@ -155,10 +200,10 @@ func (k *bookkeeper) countBounce(ctx context.Context, e *event.Event) (*Block, [
 		k.countRead = tx.StmtContext(ctx, k.s.stmts.countBounceRead)
 	}
 	var n int
-	if err := k.countRead.QueryRowContext(ctx, addr, int64(e.Class), e.Time.UnixNano()).Scan(&n); err != nil {
-		return nil, nil, fmt.Errorf("count bounce of %s: %w", addr, err)
+	if err := k.countRead.QueryRowContext(ctx, addr, int64(class), c.n, c.last.UnixNano()).Scan(&n); err != nil {
+		return nil, nil, fmt.Errorf("count bounces of %s: %w", addr, err)
 	}
-	if !rules.Register(e.Class, n) {
+	if !rules.Register(class, n) {
 		return nil, nil, nil
 	}
 	if _, err := liveBlock(ctx, tx, addr); err == nil {
@@ -181,12 +226,12 @@ func (k *bookkeeper) countBounce(ctx context.Context, e *event.Event) (*Block, [
 	if !expires.IsZero() {
 		exp = expires.UnixNano()
 	}
-	reason := e.Class.String()
+	reason := class.String()
 	res, err := tx.ExecContext(ctx, `INSERT INTO blocks (address, reason, occurrences,
 		created_at, scheduled_at, registered_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		addr, reason, n, now.UnixNano(), at.UnixNano(), registered, exp)
 	if err != nil {
-		return nil, nil, fmt.Errorf("register %s after %d bounces of class %d: %w", addr, n, e.Class, err)
+		return nil, nil, fmt.Errorf("register %s after %d bounces of class %d: %w", addr, n, class, err)
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
@@ -197,7 +242,7 @@ func (k *bookkeeper) countBounce(ctx context.Context, e *event.Event) (*Block, [
 		return nil, nil, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE bounce_counts SET count = 0 WHERE address = ? AND class = ?`,
-		addr, int64(e.Class)); err != nil {
+		addr, int64(class)); err != nil {
 		return nil, nil, err
 	}
 	var stored []Pending
@@ -410,15 +455,15 @@ func (s *Store) RecordDSN(ctx context.Context, d DSN) (DSNResult, error) {
 			res.Events = append(res.Events, *e)
 			// Tracked whatever its return path, so that a second
 			// report of the same bounce is known.
-			b, pend, err := book.stored(ctx, e, stored[len(stored)-1].Seq, true)
-			if err != nil {
+			if err := book.stored(ctx, e, stored[len(stored)-1].Seq, true); err != nil {
 				return err
 			}
-			if b != nil {
-				res.Registered = append(res.Registered, *b)
-				stored = append(stored, pend...)
-			}
 		}
+		added, pend, err := book.flush(ctx)
+		if err != nil {
+			return err
+		}
+		res.Registered, stored = added, append(stored, pend...)
 		res.Outcome = DSNUnmatched
 		for _, m := range res.Recipients {
 			if m.Outcome == DSNRecorded || (m.Outcome == DSNKnown && res.Outcome == DSNUnmatched) {

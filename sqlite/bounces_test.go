@@ -150,6 +150,31 @@ func TestBounceCountingRegisters(t *testing.T) {
 	}
 }
 
+// TestBounceCountingOneBatch: bounces to one address in one batch are
+// added up and register it once, with all of them as its occurrences.
+func TestBounceCountingOneBatch(t *testing.T) {
+	rules := &testRules{after: map[event.Class]int{event.ClassOverCapacity: 3}, now: bounceNow, at: bounceExec}
+	s := openTest(t, Options{BounceRules: rules})
+	var evs []event.Event
+	for i := range 4 {
+		evs = append(evs, bounce(i, "list@example.org", event.ClassOverCapacity), bounce(10+i, fmt.Sprintf("u%d@example.org", i), event.ClassOverCapacity))
+	}
+	if err := s.Commit(context.Background(), event.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	bs := liveEntries(t, s)
+	if len(bs) != 1 || bs[0].Address != "list@example.org" || bs[0].Occurrences != 4 {
+		t.Fatalf("entries %+v", bs)
+	}
+	cs, err := s.BounceCounts(context.Background(), "list@example.org")
+	if err != nil || len(cs) != 1 || cs[0].Count != 0 || !cs[0].Last.Equal(bounceNow.Add(3*time.Second)) {
+		t.Errorf("counts %+v, %v", cs, err)
+	}
+	if got := counts(t, s, "u2@example.org")[event.ClassOverCapacity]; got != 1 {
+		t.Errorf("u2's count = %d", got)
+	}
+}
+
 // TestBounceCountingReplay: a batch committed again (the log reader
 // restarting from its last cursor after a crash) stores nothing new and
 // counts nothing new; a transaction that fails after storing its events

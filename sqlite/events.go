@@ -141,16 +141,16 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			// Only an event stored now is looked at: one committed
 			// again after a crash was the first time (bounces.go).
 			if rules != nil && len(stored) > n {
-				entry, pend, err := book.stored(run, e, stored[n].Seq, false)
-				if err != nil {
+				if err := book.stored(run, e, stored[n].Seq, false); err != nil {
 					return err
-				}
-				if entry != nil {
-					registered = append(registered, *entry)
-					stored = append(stored, pend...)
 				}
 			}
 		}
+		added, pend, err := book.flush(run)
+		if err != nil {
+			return err
+		}
+		registered, stored = added, append(stored, pend...)
 		s.stage("events")
 
 		del := tx.StmtContext(run, s.stmts.deleteMessage)
