@@ -127,11 +127,11 @@ func (k *bookkeeper) stored(ctx context.Context, e *event.Event, seq int64, trac
 	if e.Type != event.Succeeded && e.Type != event.Bounced {
 		return nil
 	}
-	if e.MessageID != "" && (track || (k.rules != nil && k.rules.Tracks(e.ReturnPath))) {
+	if track || (k.rules != nil && k.rules.Tracks(e.ReturnPath)) {
 		if k.track == nil {
 			k.track = k.tx.StmtContext(ctx, k.s.stmts.trackMessage)
 		}
-		if _, err := k.track.ExecContext(ctx, e.MessageID, seq); err != nil {
+		if _, err := k.track.ExecContext(ctx, e.MessageID, strings.ToLower(e.Recipient()), seq); err != nil {
 			return fmt.Errorf("track %s: %w", e.MessageID, err)
 		}
 	}
@@ -383,6 +383,12 @@ const dsnLookup = `SELECT ` + eventColumns + ` FROM events
 	AND (rcpt_to = ? COLLATE NOCASE OR orig_to = ? COLLATE NOCASE)
 	ORDER BY time, id`
 
+// dsnRecipientDelivery finds the latest tracked delivery to a recipient,
+// of any message: what makes a VERP bounce believable.
+const dsnRecipientDelivery = `SELECT ` + eventColumns + ` FROM events
+	WHERE seq IN (SELECT seq FROM bounce_lookup WHERE rcpt = ?) AND type = 'succeeded'
+	ORDER BY time DESC, id DESC LIMIT 1`
+
 // dsnAnyDelivery finds any tracked event of a message, for its
 // message-level details (queue ID, return path, From, Subject, metadata).
 const dsnAnyDelivery = `SELECT ` + eventColumns + ` FROM events
@@ -565,6 +571,23 @@ func matchDSN(ctx context.Context, tx *sql.Tx, d DSN, t dsnTarget) (DSNMatch, *e
 				delivered = &evs[0]
 				delivered.To, delivered.OrigTo = t.Address, ""
 			}
+		}
+	}
+	if delivered == nil && t.returnPath != "" {
+		// VERP names the recipient, but anyone can send mail to a bounce
+		// address: it is believed only for a recipient Posthorn saw mail
+		// of a bounce address delivered to. Without a known original, that
+		// delivery's details are the best guess at the message.
+		evs, err := queryEvents(ctx, tx, dsnRecipientDelivery, strings.ToLower(t.Address))
+		if err != nil {
+			return m, nil, err
+		}
+		if len(evs) == 0 {
+			m.Outcome, m.Why = DSNUnmatched, "VERP names "+t.Address+", but no mail to it from a bounce address is stored"
+			return m, nil, nil
+		}
+		if d.MessageID == "" {
+			delivered = &evs[0]
 		}
 	}
 	if delivered == nil && t.returnPath == "" {

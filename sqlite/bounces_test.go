@@ -336,6 +336,17 @@ func storeOriginal(t *testing.T, s *Store) {
 
 const untrackedID = "<newsletter-7@shop.test>"
 
+// storeNewsletter stores only the delivery whose return path is no bounce
+// address.
+func storeNewsletter(t *testing.T, s *Store) {
+	t.Helper()
+	e := event.Event{ID: "other-1", Type: event.Succeeded, Time: bounceNow.Add(-time.Hour), Host: "mx1", QueueID: "4Q2",
+		MessageID: untrackedID, ReturnPath: "shop@shop.test", To: "alice@example.org"}
+	if err := s.Commit(context.Background(), event.Batch{Events: []event.Event{e}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRecordDSN(t *testing.T) {
 	full := DSNRecipient{Status: "5.2.2", Diagnostic: "552 5.2.2 mailbox full", Class: event.ClassOverCapacity}
 	rcpt := func(addr string) DSNRecipient { r := full; r.Address = addr; return r }
@@ -351,6 +362,9 @@ func TestRecordDSN(t *testing.T) {
 		want    []want
 		// the stored record of the first recipient, when recorded
 		queueID, to, origTo, returnPath, subject string
+		// only the newsletter, whose return path is no bounce address, was
+		// delivered
+		untracked bool
 	}{
 		{name: "matched by Message-ID",
 			dsn:     DSN{MessageID: origID, Recipients: []DSNRecipient{rcpt("alice@example.org")}},
@@ -389,11 +403,25 @@ func TestRecordDSN(t *testing.T) {
 				VERP: []VERPRecipient{{"Bob@Example.NET", "bounces+Bob=Example.NET@bounce.shop.test"}}},
 			outcome: DSNRecorded, want: []want{{"Bob@Example.NET", DSNRecorded, ""}},
 			queueID: "4Q1", to: "bob@mail.example.net", origTo: "Bob@Example.NET", returnPath: "bounces@bounce.shop.test", subject: "Your order"},
-		{name: "VERP without the original",
+		{name: "VERP without the original, recipient mailed",
+			dsn: DSN{Recipients: []DSNRecipient{rcpt("alice@example.org")},
+				VERP: []VERPRecipient{{"Alice@example.org", "bounces+Alice=example.org@bounce.shop.test"}}},
+			outcome: DSNRecorded, want: []want{{"Alice@example.org", DSNRecorded, ""}},
+			queueID: "4Q1", to: "alice@example.org", returnPath: "bounces@bounce.shop.test", subject: "Your order"},
+		{name: "VERP with an unknown Message-ID, recipient mailed",
+			dsn: DSN{MessageID: "<gone@shop.test>", Recipients: []DSNRecipient{rcpt("alice@example.org")},
+				VERP: []VERPRecipient{{"alice@example.org", "bounces+alice=example.org@bounce.shop.test"}}},
+			outcome: DSNRecorded, want: []want{{"alice@example.org", DSNRecorded, ""}},
+			to: "alice@example.org", returnPath: "bounces+alice=example.org@bounce.shop.test"},
+		{name: "VERP for a recipient never mailed (forged)",
 			dsn: DSN{Recipients: []DSNRecipient{rcpt("erin@example.org")},
 				VERP: []VERPRecipient{{"erin@example.org", "bounces+erin=example.org@bounce.shop.test"}}},
-			outcome: DSNRecorded, want: []want{{"erin@example.org", DSNRecorded, ""}},
-			to: "erin@example.org", returnPath: "bounces+erin=example.org@bounce.shop.test"},
+			outcome: DSNUnmatched, want: []want{{"erin@example.org", DSNUnmatched, "no mail to it from a bounce address"}}},
+		{name: "VERP for a recipient mailed only from another return path",
+			dsn: DSN{Recipients: []DSNRecipient{rcpt("alice@example.org")},
+				VERP: []VERPRecipient{{"alice@example.org", "bounces+alice=example.org@bounce.shop.test"}}},
+			untracked: true,
+			outcome:   DSNUnmatched, want: []want{{"alice@example.org", DSNUnmatched, "no mail to it from a bounce address"}}},
 		{name: "VERP, original found, recipient's delivery not stored",
 			dsn: DSN{MessageID: origID, Recipients: []DSNRecipient{rcpt("frank@example.org")},
 				VERP: []VERPRecipient{{"frank@example.org", "bounces+frank=example.org@bounce.shop.test"}}},
@@ -408,7 +436,11 @@ func TestRecordDSN(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			rules := &testRules{now: bounceNow, at: bounceExec}
 			s := openTest(t, Options{BounceRules: rules})
-			storeOriginal(t, s)
+			if c.untracked {
+				storeNewsletter(t, s)
+			} else {
+				storeOriginal(t, s)
+			}
 			ctx := context.Background()
 			d := c.dsn
 			d.ID, d.Host, d.Received = "<dsn-1@remote.test>", "mx1", bounceNow

@@ -66,7 +66,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 				updated_at = excluded.updated_at`},
 		{&w.countBounce, countBounceSQL},
 		{&w.countBounceRead, countBounceSQL + ` RETURNING count`},
-		{&w.trackMessage, `INSERT INTO bounce_lookup (message_id, seq) VALUES (?, ?)
+		{&w.trackMessage, `INSERT INTO bounce_lookup (message_id, rcpt, seq) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`},
 	}
 	for _, st := range stmts {

@@ -2,20 +2,27 @@
 -- and the bounce counts behind automatic registration (issue 7).
 -- Conventions as in 0001_init.sql.
 
--- A DSN names the message it returns by its Message-ID. This table finds
--- the deliveries (succeeded) and bounces (bounced) of a message by it: one
--- row per such event whose return path is a bounce address (the only mail
--- whose DSNs come back to Posthorn), and per bounced event stored from a
--- DSN. It is not an index on events: such an index would cost every
--- commit of the log reader a write on a random page per event, because
--- Message-IDs arrive in random order, also where no bounce address is
--- configured; here the rows are only written for mail that can bounce
--- back. seq is the event's rowid in events.
+-- A DSN names the message it returns by its Message-ID, a VERP bounce
+-- address names the recipient. This table finds the deliveries (succeeded)
+-- and bounces (bounced) of a message by the first, and of a recipient by
+-- the second: one row per such event whose return path is a bounce
+-- address (the only mail whose DSNs come back to Posthorn), and per
+-- bounced event stored from a DSN. It is not an index on events: such an
+-- index would cost every commit of the log reader a write on a random page
+-- per event, because Message-IDs arrive in random order, also where no
+-- bounce address is configured; here the rows are only written for mail
+-- that can bounce back. message_id is '' for mail without one; rcpt is the
+-- recipient as the sender addressed it, in lower case. seq is the event's
+-- rowid in events.
 CREATE TABLE bounce_lookup (
-    message_id TEXT    NOT NULL CHECK (message_id <> ''),
+    message_id TEXT    NOT NULL,
+    rcpt       TEXT    NOT NULL,
     seq        INTEGER NOT NULL,
     PRIMARY KEY (message_id, seq)
 ) STRICT, WITHOUT ROWID;
+-- A VERP bounce is only believed for a recipient Posthorn saw mail
+-- delivered to: anyone can send mail to a bounce address.
+CREATE INDEX bounce_lookup_rcpt ON bounce_lookup (rcpt, seq);
 
 -- Each bounced event adds one to its recipient's count for its class
 -- (classes 10 and 11, the list's own refusals, are not counted), in the
