@@ -77,7 +77,7 @@ func newMetrics(now func() time.Time) *metrics {
 		}, []string{"webhook"}),
 		milterResults: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "posthorn_milter_decisions_total",
-			Help: "Answers of the inbound milter at the end of a message, by decision (captured, refused, tempfail).",
+			Help: "Answers of the inbound milter at the end of a message, by decision (captured, refused, tempfail; for bounce mail: bounce, bounce_ignored, bounce_unmatched).",
 		}, []string{"decision"}),
 		milterSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "posthorn_milter_decision_duration_seconds",
