@@ -24,6 +24,16 @@ type writeStmts struct {
 	countBounce     *sql.Stmt
 	countBounceRead *sql.Stmt
 	trackMessage    *sql.Stmt
+	// inbound.go: the capture, which the milter waits for
+	insertInbound     *sql.Stmt
+	insertInboundPost *sql.Stmt
+	insertInboundLog  *sql.Stmt
+}
+
+// preparedStmt is one statement of writeStmts and its SQL.
+type preparedStmt struct {
+	dst **sql.Stmt
+	sql string
 }
 
 // eventColumns is the column order of insertEvent and of every events read.
@@ -31,15 +41,12 @@ const eventColumns = `id, type, time, time_offset, host, queue_id, message_id, r
 	rcpt_to, orig_to, relay, dsn, reason, delay, class, source_ip, sender_ip, attempt,
 	from_hdr, subject, api_data`
 
-func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+func (w *writeStmts) list() []preparedStmt {
 	// ON CONFLICT DO NOTHING rather than INSERT OR IGNORE: OR IGNORE would
 	// also skip rows that break a CHECK or NOT NULL constraint, silently.
 	// Only a repeated event (a batch committed again after a crash) is a
 	// no-op; (time, id) is the unique key, see 0001_init.sql.
-	stmts := []struct {
-		dst **sql.Stmt
-		sql string
-	}{
+	return []preparedStmt{
 		{&w.insertEvent, `INSERT INTO events (` + eventColumns + `, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (time, id) DO NOTHING`},
@@ -68,8 +75,14 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&w.countBounceRead, countBounceSQL + ` RETURNING count`},
 		{&w.trackMessage, `INSERT INTO bounce_lookup (message_id, rcpt, seq) VALUES (?, ?, ?)
 			ON CONFLICT DO NOTHING`},
+		{&w.insertInbound, insertInboundSQL},
+		{&w.insertInboundPost, insertInboundPostSQL},
+		{&w.insertInboundLog, insertInboundLogSQL},
 	}
-	for _, st := range stmts {
+}
+
+func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, st := range w.list() {
 		p, err := db.PrepareContext(ctx, st.sql)
 		if err != nil {
 			w.close()
@@ -81,10 +94,10 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (w *writeStmts) close() {
-	for _, p := range []**sql.Stmt{&w.insertEvent, &w.upsertMessage, &w.deleteMessage, &w.upsertCursor, &w.countBounce, &w.countBounceRead, &w.trackMessage} {
-		if *p != nil {
-			(*p).Close()
-			*p = nil
+	for _, st := range w.list() {
+		if *st.dst != nil {
+			(*st.dst).Close()
+			*st.dst = nil
 		}
 	}
 }

@@ -28,6 +28,22 @@ const chunkSize = 256 << 10
 // no filter matched, while another recipient's did.
 const ReasonNoFilter = "no filter matched"
 
+// The capture's statements, prepared once (writeStmts): compiling them at
+// every capture cost about 60 µs of a small capture's 0.35-0.4 ms on the
+// development VM, time the milter waits for.
+const (
+	insertInboundSQL = `INSERT INTO inbound_messages (host, queue_id, received, client_addr,
+			envelope_from, header_from, subject, message_id, size, headers, text_body, html_body,
+			attachments, problems, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertInboundPostSQL = `INSERT INTO inbound_posts (message, filter, recipients, webhook_id,
+			state, next_attempt_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)`
+	insertInboundLogSQL = `INSERT INTO inbound_log (received, received_offset, status,
+			header_from, rcpt, host, message_id, queue_id, filter, reason, post, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 // Capture stores a captured message in one transaction committed with
 // synchronous=FULL — the milter tells Postfix the message is accepted as
 // soon as this returns nil, so it must survive a power loss: its content,
@@ -89,10 +105,7 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 	// transactions of this process, and busy_timeout for other processes.
 	run := context.WithoutCancel(ctx)
 	err = s.write(run, true, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(run, `INSERT INTO inbound_messages (host, queue_id, received, client_addr,
-				envelope_from, header_from, subject, message_id, size, headers, text_body, html_body,
-				attachments, problems, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		res, err := tx.StmtContext(run, s.stmts.insertInbound).ExecContext(run,
 			m.Host, m.QueueID, received, m.ClientAddr, m.EnvelopeFrom, m.From, m.Subject, m.MessageID,
 			m.Size, string(headers), m.Text, m.HTML, len(m.Attachments), string(problems), now)
 		if err != nil {
@@ -107,10 +120,9 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 				return err
 			}
 		}
+		insPost := tx.StmtContext(run, s.stmts.insertInboundPost)
 		for _, p := range posts {
-			res, err := tx.ExecContext(run, `INSERT INTO inbound_posts (message, filter, recipients, webhook_id,
-					state, next_attempt_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)`,
+			res, err := insPost.ExecContext(run,
 				msg, p.filter, strings.Join(p.rcpts, ","), newWebhookID(), received, received, now)
 			if err != nil {
 				return fmt.Errorf("insert post: %w", err)
@@ -119,6 +131,7 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 				return err
 			}
 		}
+		insLog := tx.StmtContext(run, s.stmts.insertInboundLog)
 		for _, r := range m.Recipients {
 			rows := r.Filters
 			status, reason := event.InboundQueued, ""
@@ -130,9 +143,7 @@ func (s *Store) Capture(ctx context.Context, m *event.InboundMessage) error {
 				if p := byFilter[f]; p != nil {
 					postID = p.id
 				}
-				_, err := tx.ExecContext(run, `INSERT INTO inbound_log (received, received_offset, status,
-						header_from, rcpt, host, message_id, queue_id, filter, reason, post, updated_at)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				_, err := insLog.ExecContext(run,
 					received, offset, string(status), m.From, r.Address, m.Host, m.MessageID, m.QueueID, f, reason, postID, now)
 				if err != nil {
 					return fmt.Errorf("insert log row: %w", err)
