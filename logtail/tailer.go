@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/posthorn/posthorn/event"
 )
@@ -38,7 +39,14 @@ type Tailer struct {
 	// BatchLines bounds the lines per batch (default 5000): larger batches
 	// amortise the commit, smaller ones bound the work a crash repeats.
 	BatchLines int
-	Log        *slog.Logger
+	// Linger, when set, is how long a batch of fewer than BatchLines
+	// lines waits for more before it is committed. A live log arrives a
+	// few lines at a time, and a commit per line burst would be a write
+	// transaction per few lines, competing with the milter's captures
+	// for the store's one writer; a catch-up fills its batches at once
+	// and never waits.
+	Linger time.Duration
+	Log    *slog.Logger
 
 	sum Summary // owned by Run's goroutine
 
@@ -64,6 +72,21 @@ func (t *Tailer) publish() {
 	t.pub = t.sum
 	t.pub.Examples = append(t.pub.Examples[:0:0], t.sum.Examples...)
 	t.mu.Unlock()
+}
+
+// linger adds to buf the lines that arrive within t.Linger, up to max in
+// all. The end of the wait is not an error; the source's end or ctx's is.
+func (t *Tailer) linger(ctx context.Context, buf []Line, max int) ([]Line, error) {
+	lctx, cancel := context.WithTimeout(ctx, t.Linger)
+	defer cancel()
+	var err error
+	for len(buf) < max && err == nil {
+		buf, err = t.Source.Read(lctx, buf, max-len(buf))
+	}
+	if err != nil && lctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return buf, err
 }
 
 // Run reads until the source ends (nil) or ctx is done (ctx.Err(), after
@@ -115,6 +138,9 @@ func (t *Tailer) Run(ctx context.Context) error {
 	for {
 		var err error
 		buf, err = t.Source.Read(ctx, buf[:0], max)
+		if err == nil && t.Linger > 0 && len(buf) < max {
+			buf, err = t.linger(ctx, buf, max)
+		}
 		if len(buf) > 0 {
 			var events []event.Event
 			for i := range buf {
