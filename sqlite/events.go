@@ -28,6 +28,10 @@ type writeStmts struct {
 	insertInbound     *sql.Stmt
 	insertInboundPost *sql.Stmt
 	insertInboundLog  *sql.Stmt
+	// inbound_outbox.go: the outcome of each inbound POST
+	updateInboundPost *sql.Stmt
+	updateInboundLog  *sql.Stmt
+	dropInbound       *sql.Stmt
 }
 
 // preparedStmt is one statement of writeStmts and its SQL.
@@ -78,6 +82,9 @@ func (w *writeStmts) list() []preparedStmt {
 		{&w.insertInbound, insertInboundSQL},
 		{&w.insertInboundPost, insertInboundPostSQL},
 		{&w.insertInboundLog, insertInboundLogSQL},
+		{&w.updateInboundPost, updateInboundPostSQL},
+		{&w.updateInboundLog, updateInboundLogSQL},
+		{&w.dropInbound, dropInboundSQL},
 	}
 }
 

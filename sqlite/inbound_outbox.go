@@ -258,6 +258,17 @@ var inboundStates = map[string]bool{
 	string(event.InboundSucceeded): true, string(event.InboundFailed): true,
 }
 
+// RecordInbound's statements, prepared once (writeStmts): a POST's
+// outcome is recorded for every message posted.
+const (
+	updateInboundPostSQL = `UPDATE inbound_posts SET state = ?, attempts = attempts + ?,
+			next_attempt_at = ?, last_status = ?, last_reason = ?, last_response = ?, updated_at = ?
+		WHERE id = ? RETURNING message`
+	updateInboundLogSQL = `UPDATE inbound_log SET status = ?, reason = ?, updated_at = ? WHERE post = ?`
+	dropInboundSQL      = `DELETE FROM inbound_messages WHERE id = ? AND NOT EXISTS
+		(SELECT 1 FROM inbound_posts WHERE message = ? AND state IN ('queued', 'deferred'))`
+)
+
 // RecordInbound stores the outcome of an attempt at a POST in one
 // transaction: the post's state, attempts, next attempt, last status and
 // reason; the state and reason of its inbound log rows; and, when this was
@@ -283,9 +294,7 @@ func (s *Store) RecordInbound(ctx context.Context, a InboundAttempt) error {
 	run := context.WithoutCancel(ctx) // as in Capture
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		var msg int64
-		err := tx.QueryRowContext(run, `UPDATE inbound_posts SET state = ?, attempts = attempts + ?,
-				next_attempt_at = ?, last_status = ?, last_reason = ?, last_response = ?, updated_at = ?
-			WHERE id = ? RETURNING message`,
+		err := tx.StmtContext(run, s.stmts.updateInboundPost).QueryRowContext(run,
 			a.State, attempted, next, a.Status, a.Reason, resp, now, a.Post).Scan(&msg)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("no inbound post %d", a.Post)
@@ -293,15 +302,14 @@ func (s *Store) RecordInbound(ctx context.Context, a InboundAttempt) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(run, `UPDATE inbound_log SET status = ?, reason = ?, updated_at = ? WHERE post = ?`,
+		if _, err := tx.StmtContext(run, s.stmts.updateInboundLog).ExecContext(run,
 			a.State, a.Reason, now, a.Post); err != nil {
 			return err
 		}
 		if a.State == string(event.InboundSucceeded) || a.State == string(event.InboundFailed) {
 			// WIRE.md §5: once posted or given up, the message data is
 			// dropped; the log rows stay, unlinked.
-			_, err := tx.ExecContext(run, `DELETE FROM inbound_messages WHERE id = ? AND NOT EXISTS
-				(SELECT 1 FROM inbound_posts WHERE message = ? AND state IN ('queued', 'deferred'))`, msg, msg)
+			_, err := tx.StmtContext(run, s.stmts.dropInbound).ExecContext(run, msg, msg)
 			return err
 		}
 		return nil
