@@ -443,11 +443,12 @@ func (s *Store) CountBlocks(ctx context.Context, q BlockQuery) (int, error) {
 	return n, nil
 }
 
-type blockQueryer interface {
+// queryer is the readers or a transaction.
+type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func queryBlocks(ctx context.Context, q blockQueryer, query string, args ...any) ([]Block, error) {
+func queryBlocks(ctx context.Context, q queryer, query string, args ...any) ([]Block, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

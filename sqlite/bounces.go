@@ -623,20 +623,3 @@ func matchDSN(ctx context.Context, tx *sql.Tx, d DSN, t dsnTarget) (DSNMatch, *e
 	m.Outcome = DSNRecorded
 	return m, e, nil
 }
-
-func queryEvents(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]event.Event, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []event.Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}

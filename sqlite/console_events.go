@@ -114,7 +114,13 @@ func (s *Store) RecentEvents(ctx context.Context, q event.Query) ([]event.Event,
 }
 
 func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]event.Event, error) {
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	return queryEvents(ctx, s.r, query, args...)
+}
+
+// queryEvents reads the events a query of eventColumns selects, from the
+// readers or inside a write transaction.
+func queryEvents(ctx context.Context, q queryer, query string, args ...any) ([]event.Event, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -118,11 +118,11 @@ func (s *Store) migrateTo(ctx context.Context, ms []migration, target int) error
 	return nil
 }
 
-type queryer interface {
+type rowQueryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func userVersion(ctx context.Context, q queryer) (int, error) {
+func userVersion(ctx context.Context, q rowQueryer) (int, error) {
 	var v int
 	err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
 	return v, err
