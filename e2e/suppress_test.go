@@ -92,6 +92,18 @@ func testSuppression(t *testing.T, mode string) {
 	if bounced.Class != event.ClassBlocked || failed.DSN != "5.7.1" || failed.Reason != "550 5.7.1 <"+gone+">: recipient is suppressed" {
 		t.Errorf("stored records %+v and %+v", *failed, *bounced)
 	}
+	if mode == "discard" {
+		// Recorded at the end of the message: its queue ID and Message-ID
+		// are known, and the dispatcher adds the observed header fields,
+		// as to every record of the message.
+		if failed.QueueID != qid || failed.MessageID == "" {
+			t.Errorf("discarded recipient's record without the message's queue ID %s or Message-ID: %+v", qid, *failed)
+		}
+		for _, e := range []*event.Event{failed, bounced} {
+			e.Subject = "suppression e2e"
+			e.From = "app@shop.test"
+		}
+	}
 	want := map[string]bool{
 		recordKey("deliveries", wantRecord(t, s, *failed)): false,
 		recordKey("bounces", wantRecord(t, s, *bounced)):   false,

@@ -87,15 +87,17 @@ func (o *outbound) suppress(rcpt string) *gomilter.Response {
 		// RCPT without MAIL: only a broken client.
 		o.start, o.txn = o.srv.o.Now(), o.srv.txns.Add(1)
 	}
+	if o.srv.o.SuppressAction == SuppressDiscard {
+		// Recorded at the end of the message, which is when the
+		// recipient is dropped: a transaction the client abandons sends
+		// nothing, and has nothing to report.
+		o.dropped = append(o.dropped, rcpt)
+		return gomilter.RespContinue
+	}
 	evs := suppressedEvents(o.srv.o.Host, o.txn, o.start, o.queueID, gomilter.RemoveAngle(o.from), rcpt)
 	if err := sup.RecordSuppressed(ctx, evs); err != nil {
 		log.Error("suppressed recipient not recorded: recipient tempfailed", "err", err)
 		return respond(replyTempLookup)
-	}
-	if o.srv.o.SuppressAction == SuppressDiscard {
-		log.Info("suppressed recipient accepted and dropped")
-		o.dropped = append(o.dropped, rcpt)
-		return gomilter.RespContinue
 	}
 	r := replySuppressed(rcpt)
 	log.Info("suppressed recipient refused", "reply", r.String())
@@ -164,6 +166,23 @@ func (o *outbound) EndOfMessage(m gomilter.Modifier) (*gomilter.Response, error)
 		}
 	}
 	if len(o.dropped) > 0 {
+		// Durable before the answer: once Postfix has the message, the
+		// dropped recipients' records must not be lost.
+		var evs []event.Event
+		for _, r := range o.dropped {
+			for _, e := range suppressedEvents(o.srv.o.Host, o.txn, o.start, o.queueID, gomilter.RemoveAngle(o.from), r) {
+				e.MessageID = obs.MessageID // known by now, unlike at RCPT
+				evs = append(evs, e)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := o.srv.o.Suppression.RecordSuppressed(ctx, evs)
+		cancel()
+		if err != nil {
+			log.Error("suppressed recipients not recorded: message tempfailed", "rcpts", o.dropped, "err", err)
+			return respond(replyTempLookup), nil
+		}
+		log.Info("suppressed recipients accepted and dropped", "rcpts", o.dropped)
 		if len(o.rcpts) == 0 {
 			// Every recipient is suppressed: nothing is left to send.
 			return gomilter.RespDiscard, nil

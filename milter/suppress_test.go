@@ -109,6 +109,33 @@ func TestOutboundSuppression(t *testing.T) {
 	}
 }
 
+// TestOutboundDiscardAbandoned: in discard mode a suppressed recipient is
+// recorded when its message is accepted; a transaction the client
+// abandons after RCPT sends nothing and records nothing.
+func TestOutboundDiscardAbandoned(t *testing.T) {
+	l := &fakeList{blocked: map[string]bool{"Gone@b.example": true}}
+	h := suppressHarness(t, l, SuppressDiscard)
+	m := dial(t, h.out)
+	m.must(m.s.Mail("bounce@shop.example", ""))
+	if a := m.must(m.s.Rcpt("Gone@b.example", "")); a.Type != gomilter.ActionContinue {
+		t.Fatalf("RCPT of a suppressed address in discard mode: %s", a)
+	}
+	if err := m.s.Abort(nil); err != nil {
+		t.Fatal(err)
+	}
+	// The next transaction on the session goes to its end: only then
+	// are its records, and only its own, written.
+	res := m.send("OUTQ9", "bounce@shop.example", []string{"ok@b.example"}, plainMail)
+	if res.stage != "eom" || res.action.Type != gomilter.ActionAccept {
+		t.Fatalf("next transaction: %s", res)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.records) != 0 {
+		t.Errorf("records of an abandoned transaction: %+v", l.records)
+	}
+}
+
 // TestOutboundWithoutSuppression: with no list the role still answers
 // nothing before the end of the message (no RCPT reply is awaited).
 func TestOutboundWithoutSuppression(t *testing.T) {
