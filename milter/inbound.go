@@ -41,7 +41,11 @@ type inbound struct {
 // level: the inbound log in the store and Postfix's own log record them,
 // and spam would flood the daemon's log.
 func (t *inbound) log() *slog.Logger {
-	return t.srv.o.Log.With("role", "inbound", "queue_id", t.queueID)
+	l := t.srv.o.Log.With("role", "inbound", "queue_id", t.queueID)
+	if _, id := t.headerFromAndID(); id != "" {
+		l = l.With("message_id", id)
+	}
+	return l
 }
 
 func (t *inbound) Connect(_ string, _ string, _ uint16, addr string, _ gomilter.Modifier) (*gomilter.Response, error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -534,4 +535,41 @@ func TestInboundManyHeaders(t *testing.T) {
 	if res.action.Type != gomilter.ActionDiscard || len(h.spool.captured) != 1 || len(h.spool.captured[0].Headers) != maxHeaderFields {
 		t.Errorf("answer %s, captured %d messages", res, len(h.spool.captured))
 	}
+}
+
+// TestInboundLogFields: a failed capture is logged once, with the queue ID
+// and the Message-ID that find the message in Postfix's log and the
+// client's.
+func TestInboundLogFields(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h := startHarness(t, testSettings(), RejectUnknown, func(o *Options) {
+		o.Spool.(*fakeSpool).captureErr = errors.New("disk full")
+		o.Log = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	})
+	dial(t, h.in).send("QID7", "s@customer.example", []string{"orders@shop.example"},
+		crlf("From: a@customer.example\nMessage-Id: <m7@customer.example>\n\nbody\n"))
+	mu.Lock()
+	defer mu.Unlock()
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "capture failed") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "queue_id=QID7") || !strings.Contains(lines[0], "message_id=<m7@customer.example>") {
+		t.Errorf("capture failure lines %q, want one with the queue ID and Message-ID", lines)
+	}
+}
+
+// lockedWriter lets the milter's goroutines log into one buffer.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
