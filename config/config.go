@@ -12,7 +12,9 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	// The maillog timezone is validated here and used by the log parser; with
@@ -335,6 +337,14 @@ type UI struct {
 	// A console session ends this long after login, however active it is.
 	// From 5m to 30d.
 	SessionLifetime Duration `toml:"session_lifetime"`
+
+	// Reverse proxies in front of the console, as IP addresses or CIDR
+	// prefixes, such as ["127.0.0.1"] for a local nginx. A request from
+	// one of them is taken to come from the last address in its
+	// X-Forwarded-For header that is not itself such a proxy, so that
+	// login limits and logs see the real client rather than the proxy.
+	// Empty: the header is ignored, as any client can send it.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Location returns the zone the console shows times in: the zone named by
@@ -427,6 +437,30 @@ type Milter struct {
 	PostConcurrency int `toml:"post_concurrency"`
 }
 
+// Proxies returns TrustedProxies as prefixes (an address is a prefix of
+// its full length). Load has validated them.
+func (u *UI) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range u.TrustedProxies {
+		if pf, err := parseProxy(p); err == nil {
+			out = append(out, pf)
+		}
+	}
+	return out
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
 // TLS reports whether the console is served over HTTPS.
 func (u *UI) TLS() bool { return u.TLSCert != "" && u.TLSKey != "" }
 
@@ -450,6 +484,7 @@ func defaults() Config {
 			Listen:          "127.0.0.1:8025",
 			IdleTimeout:     Duration(time.Hour),
 			SessionLifetime: Duration(12 * time.Hour),
+			TrustedProxies:  []string{},
 		},
 		Webhook: Webhook{MaxPending: 1000000},
 		Blocks:  Blocks{ExecTime: "00:00", BounceAddresses: []string{}, VERPDelimiters: "+="},

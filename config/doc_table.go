@@ -160,6 +160,12 @@ var fields = []Field{
 		Doc:     "A console session ends this long after login, however active it is. From 5m to 30d.",
 	},
 	{
+		Key:     "ui.trusted_proxies",
+		Type:    "list of strings",
+		Default: "[]",
+		Doc:     `Reverse proxies in front of the console, as IP addresses or CIDR prefixes, such as ["127.0.0.1"] for a local nginx. A request from one of them is taken to come from the last address in its X-Forwarded-For header that is not itself such a proxy, so that login limits and logs see the real client rather than the proxy. Empty: the header is ignored, as any client can send it.`,
+	},
+	{
 		Key:     "webhook",
 		Type:    "table",
 		Default: "",

@@ -210,6 +210,11 @@ func (v *validator) ui(u *UI) {
 	}
 	inRange(v, "ui.idle_timeout", u.IdleTimeout, Duration(time.Minute), Duration(day))
 	inRange(v, "ui.session_lifetime", u.SessionLifetime, Duration(5*time.Minute), Duration(30*day))
+	for _, p := range u.TrustedProxies {
+		if _, err := parseProxy(p); err != nil {
+			v.errorf("ui.trusted_proxies", `entries must be IP addresses or CIDR prefixes such as "127.0.0.1" or "10.0.0.0/8", got %q`, p)
+		}
+	}
 }
 
 // listen checks the console's address: host:port with a numeric port, and

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"time"
@@ -116,6 +117,9 @@ type Options struct {
 	// MaxSessionAge ends any session this long after login (default 12h).
 	IdleTimeout   time.Duration
 	MaxSessionAge time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed (proxy.go); empty, the header is ignored.
+	TrustedProxies []netip.Prefix
 	// Hostname is shown in the page header.
 	Hostname string
 	// PasswordParams are the argon2id costs of the hash compared against
@@ -234,6 +238,9 @@ func New(o Options) (*Server, error) {
 		cop.AddInsecureBypassPattern("/api/")
 	}
 	s.handler = s.recover(s.headers(cop.Handler(mux)))
+	if len(o.TrustedProxies) > 0 {
+		s.handler = forwardedFor(o.TrustedProxies, s.handler)
+	}
 	return s, nil
 }
 
