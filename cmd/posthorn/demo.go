@@ -222,6 +222,11 @@ year = %d
 
 [ui]
 listen = %q
+
+# Recipients that bounce as unknown users go on the suppression list (the
+# console's Blocks screen), to take effect at the next daily execution time.
+[blocks.auto_register]
+unknown_user = 1
 `, filepath.Join(dir, "posthorn.db"), maillog, sampleWritten.Year(), listen)
 	path := filepath.Join(dir, "posthorn.toml")
 	if err := os.WriteFile(path, []byte(text), 0o640); err != nil {
