@@ -36,8 +36,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 60m ./e2e
 	$(GO) test -run '^$$' -bench . -count 1 -timeout 30m ./logtail ./sqlite ./dispatcher
 
+# Every fuzz target in turn (go test fuzzes one target of one package at a
+# time); FUZZTIME per target.
+FUZZTIME ?= 60s
+FUZZ_TARGETS = ./logtail:FuzzParse ./milter:FuzzParse ./config:FuzzParse ./blocks:FuzzParseDSN ./ui:FuzzAPI
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./logtail
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 lint:
 	$(GO) vet ./...
