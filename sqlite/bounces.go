@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,6 +106,9 @@ type bookkeeper struct {
 	count, countRead, track *sql.Stmt
 	counts                  map[countKey]*pendingCount
 	order                   []countKey // first bounce first, so that registrations come in log order
+	// rematch lists the Message-IDs of tracked deliveries stored now, for
+	// the DSNs that wait for them.
+	rematch []string
 }
 
 type countKey struct {
@@ -133,6 +138,9 @@ func (k *bookkeeper) stored(ctx context.Context, e *event.Event, seq int64, trac
 		}
 		if _, err := k.track.ExecContext(ctx, e.MessageID, strings.ToLower(e.Recipient()), seq); err != nil {
 			return fmt.Errorf("track %s: %w", e.MessageID, err)
+		}
+		if e.Type == event.Succeeded && e.MessageID != "" && !slices.Contains(k.rematch, e.MessageID) {
+			k.rematch = append(k.rematch, e.MessageID)
 		}
 	}
 	if e.Type != event.Bounced || k.rules == nil || uncounted(e.Class) {
@@ -165,6 +173,16 @@ func (k *bookkeeper) stored(ctx context.Context, e *event.Event, seq int64, trac
 func (k *bookkeeper) flush(ctx context.Context) ([]Block, []Pending, error) {
 	var added []Block
 	var stored []Pending
+	// First the DSNs that waited for a delivery stored now: their
+	// bounces count with the others.
+	for _, id := range k.rematch {
+		pend, err := k.rematchDSNs(ctx, id)
+		if err != nil {
+			return nil, nil, err
+		}
+		stored = append(stored, pend...)
+	}
+	k.rematch = nil
 	for _, key := range k.order {
 		b, pend, err := k.countBounces(ctx, key, k.counts[key])
 		if err != nil {
@@ -413,16 +431,20 @@ func (s *Store) RecordDSN(ctx context.Context, d DSN) (DSNResult, error) {
 	if d.ID == "" {
 		return DSNResult{}, errors.New("record dsn: no id")
 	}
-	ns, off, ok := encodeTime(d.Received)
+	ns, _, ok := encodeTime(d.Received)
 	if !ok {
 		return DSNResult{}, fmt.Errorf("record dsn %s: time %v cannot be stored", d.ID, d.Received)
 	}
-	targets := dsnTargets(d)
 	rules := s.rules()
 	var res DSNResult
 	var stored []Pending
 	err := s.write(ctx, true, func(tx *sql.Tx) error {
 		res, stored = DSNResult{}, stored[:0]
+		// A DSN that could not be matched within a day will not be.
+		if _, err := tx.ExecContext(ctx, `UPDATE dsns SET pending = NULL WHERE pending IS NOT NULL AND received_at < ?`,
+			s.now().Add(-dsnPendingFor).UnixNano()); err != nil {
+			return err
+		}
 		r, err := tx.ExecContext(ctx, `INSERT INTO dsns (id, received_at, message_id, outcome)
 			VALUES (?, ?, ?, 'unmatched') ON CONFLICT (id) DO NOTHING`, d.ID, ns, d.MessageID)
 		if err != nil {
@@ -434,36 +456,9 @@ func (s *Store) RecordDSN(ctx context.Context, d DSN) (DSNResult, error) {
 			res.Outcome = DSNRepeated
 			return nil
 		}
-		ins := tx.StmtContext(ctx, s.stmts.insertEvent)
 		book := s.bookkeeper(tx, rules)
-		now := s.now().UnixNano()
-		for _, t := range targets {
-			m, e, err := matchDSN(ctx, tx, d, t)
-			if err != nil {
-				return err
-			}
-			res.Recipients = append(res.Recipients, m)
-			if e == nil {
-				continue
-			}
-			r, err := ins.ExecContext(ctx, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
-				e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
-				int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
-				e.APIData, now)
-			if err != nil {
-				return fmt.Errorf("insert event %q: %w", e.ID, err)
-			}
-			before := len(stored)
-			stored = noteStored(stored, r, e, ns)
-			if len(stored) == before {
-				continue // cannot happen: the dsns row makes this the first time
-			}
-			res.Events = append(res.Events, *e)
-			// Tracked whatever its return path, so that a second
-			// report of the same bounce is known.
-			if err := book.stored(ctx, e, stored[len(stored)-1].Seq, true); err != nil {
-				return err
-			}
+		if res, stored, err = s.applyDSN(ctx, tx, book, d); err != nil {
+			return err
 		}
 		added, pend, err := book.flush(ctx)
 		if err != nil {
@@ -476,10 +471,7 @@ func (s *Store) RecordDSN(ctx context.Context, d DSN) (DSNResult, error) {
 				res.Outcome = m.Outcome
 			}
 		}
-		if res.Outcome != DSNUnmatched {
-			_, err = tx.ExecContext(ctx, `UPDATE dsns SET outcome = ? WHERE id = ?`, string(res.Outcome), d.ID)
-		}
-		return err
+		return settleDSN(ctx, tx, d, res, true)
 	})
 	if err != nil {
 		return DSNResult{}, fmt.Errorf("record dsn %s: %w", d.ID, err)
@@ -489,6 +481,120 @@ func (s *Store) RecordDSN(ctx context.Context, d DSN) (DSNResult, error) {
 		rules.Registered(res.Registered)
 	}
 	return res, nil
+}
+
+// dsnPendingFor is how long a DSN waits for the delivery it is about to be
+// stored: the log reader commits within a fraction of a second, but may
+// be catching up after a restart.
+const dsnPendingFor = 24 * time.Hour
+
+// applyDSN matches each recipient of a DSN and stores the bounced events
+// of those matched for the first time. It is run when the DSN arrives and
+// again when a delivery of its original is stored while it waits: a
+// recipient recorded before is then "known", and nothing repeats.
+func (s *Store) applyDSN(ctx context.Context, tx *sql.Tx, book *bookkeeper, d DSN) (DSNResult, []Pending, error) {
+	var res DSNResult
+	var stored []Pending
+	ns, off, ok := encodeTime(d.Received)
+	if !ok {
+		return res, nil, fmt.Errorf("time %v cannot be stored", d.Received)
+	}
+	ins := tx.StmtContext(ctx, s.stmts.insertEvent)
+	now := s.now().UnixNano()
+	for _, t := range dsnTargets(d) {
+		m, e, err := matchDSN(ctx, tx, d, t)
+		if err != nil {
+			return res, nil, err
+		}
+		res.Recipients = append(res.Recipients, m)
+		if e == nil {
+			continue
+		}
+		r, err := ins.ExecContext(ctx, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
+			e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
+			int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
+			e.APIData, now)
+		if err != nil {
+			return res, nil, fmt.Errorf("insert event %q: %w", e.ID, err)
+		}
+		before := len(stored)
+		stored = noteStored(stored, r, e, ns)
+		if len(stored) == before {
+			continue // cannot happen: a stored one is found by matchDSN
+		}
+		res.Events = append(res.Events, *e)
+		// Tracked whatever its return path, so that a second report of
+		// the same bounce is known.
+		if err := book.stored(ctx, e, stored[len(stored)-1].Seq, true); err != nil {
+			return res, nil, err
+		}
+	}
+	return res, stored, nil
+}
+
+// settleDSN records a DSN's outcome, and keeps it waiting while a
+// recipient is unmatched and it names its original's Message-ID, by which
+// a delivery stored later finds it. first says this is its arrival; a
+// later match only ever moves the outcome to recorded.
+func settleDSN(ctx context.Context, tx *sql.Tx, d DSN, res DSNResult, first bool) error {
+	var pending any // NULL
+	if d.MessageID != "" && slices.ContainsFunc(res.Recipients, func(m DSNMatch) bool { return m.Outcome == DSNUnmatched }) {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		pending = string(b)
+	}
+	outcome := res.Outcome
+	if !first && outcome != DSNRecorded {
+		_, err := tx.ExecContext(ctx, `UPDATE dsns SET pending = ? WHERE id = ?`, pending, d.ID)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE dsns SET outcome = ?, pending = ? WHERE id = ?`, string(outcome), pending, d.ID)
+	return err
+}
+
+// rematchDSNs applies again the waiting DSNs about a message whose
+// delivery was just stored.
+func (k *bookkeeper) rematchDSNs(ctx context.Context, messageID string) ([]Pending, error) {
+	rows, err := k.tx.QueryContext(ctx, `SELECT pending FROM dsns
+		WHERE message_id = ? AND pending IS NOT NULL AND received_at >= ?`,
+		messageID, k.s.now().Add(-dsnPendingFor).UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("read waiting dsns of %s: %w", messageID, err)
+	}
+	var waiting []DSN
+	for rows.Next() {
+		var js string
+		var d DSN
+		if err := rows.Scan(&js); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(js), &d); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read waiting dsn of %s: %w", messageID, err)
+		}
+		waiting = append(waiting, d)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	var stored []Pending
+	for _, d := range waiting {
+		res, pend, err := k.s.applyDSN(ctx, k.tx, k, d)
+		if err != nil {
+			return nil, fmt.Errorf("match waiting dsn %s: %w", d.ID, err)
+		}
+		if len(res.Events) > 0 {
+			res.Outcome = DSNRecorded
+		}
+		if err := settleDSN(ctx, k.tx, d, res, false); err != nil {
+			return nil, err
+		}
+		stored = append(stored, pend...)
+	}
+	return stored, nil
 }
 
 // dsnTarget is a recipient RecordDSN looks for.

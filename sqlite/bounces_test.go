@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -655,4 +656,60 @@ func writtenBytes() int64 {
 		}
 	}
 	return 0
+}
+
+// TestDSNWaitsForItsDelivery: a bounce that arrives before the log reader
+// has stored the delivery it is about is matched when the delivery is
+// stored — once, however often the batch is committed — and not after a
+// day.
+func TestDSNWaitsForItsDelivery(t *testing.T) {
+	full := DSNRecipient{Address: "alice@example.org", Status: "5.2.2", Diagnostic: "552 5.2.2 mailbox full", Class: event.ClassOverCapacity}
+	for _, late := range []bool{false, true} {
+		now := bounceNow
+		rules := &testRules{now: bounceNow, at: bounceExec}
+		s := openTest(t, Options{BounceRules: rules, Now: func() time.Time { return now }})
+		ctx := context.Background()
+		d := DSN{ID: "<dsn-early@remote.test>", Host: "mx1", Received: bounceNow, MessageID: origID, Recipients: []DSNRecipient{full}}
+		res, err := s.RecordDSN(ctx, d)
+		if err != nil || res.Outcome != DSNUnmatched {
+			t.Fatalf("before the delivery: %+v, %v; want unmatched", res, err)
+		}
+		if late {
+			now = bounceNow.Add(dsnPendingFor + time.Minute)
+		}
+		storeOriginal(t, s)
+		storeOriginal(t, s) // committed again, as after a crash
+		got := storedBounces(t, s)
+		var fromDSN []event.Event
+		for _, e := range got {
+			if strings.HasPrefix(e.ID, "dsn-") {
+				fromDSN = append(fromDSN, e)
+			}
+		}
+		if late {
+			if len(fromDSN) != 0 {
+				t.Errorf("a DSN a day old was matched: %+v", fromDSN)
+			}
+			continue
+		}
+		if len(fromDSN) != 1 || fromDSN[0].To != "alice@example.org" || fromDSN[0].QueueID != "4Q1" || fromDSN[0].Subject != "Your order" ||
+			fromDSN[0].Class != event.ClassOverCapacity || !fromDSN[0].Time.Equal(bounceNow) {
+			t.Fatalf("records of the waiting DSN: %+v", fromDSN)
+		}
+		if c := counts(t, s, "alice@example.org")[event.ClassOverCapacity]; c != 1 {
+			t.Errorf("counted %d times, want once", c)
+		}
+		var outcome string
+		var pending sql.NullString
+		if err := s.r.QueryRowContext(ctx, `SELECT outcome, pending FROM dsns WHERE id = ?`, d.ID).Scan(&outcome, &pending); err != nil {
+			t.Fatal(err)
+		}
+		if outcome != "recorded" || pending.Valid {
+			t.Errorf("dsns row: outcome %s, still waiting %v", outcome, pending.Valid)
+		}
+		// The same DSN delivered again changes nothing.
+		if res, err := s.RecordDSN(ctx, d); err != nil || res.Outcome != DSNRepeated {
+			t.Errorf("repeated DSN: %+v, %v", res, err)
+		}
+	}
 }

@@ -149,7 +149,7 @@ func TestBounceIntake(t *testing.T) {
 			`level=DEBUG msg="bounce mail about a known bounce" message_id=<second@mx.posthorn.test>`},
 		{"about a message never seen", mail("<third@mx.posthorn.test>", strings.ReplaceAll(string(corpus), "1795777673368678374.2@", "other@")),
 			milter.DecisionBounceUnmatched, 1,
-			`level=WARN msg="bounce mail unmatched" message_id=<third@mx.posthorn.test> queue_id=QB to=[nobody@local.test] from="" original_message_id=<other@client.posthorn.test> recipient=User.Name@rcpt5xx.test why="no delivery of <other@client.posthorn.test> to User.Name@rcpt5xx.test is stored"`},
+			`level=WARN msg="bounce mail unmatched" message_id=<third@mx.posthorn.test> queue_id=QB to=[nobody@local.test] from="" original_message_id=<other@client.posthorn.test> recipient=User.Name@rcpt5xx.test why="no delivery of <other@client.posthorn.test> to User.Name@rcpt5xx.test is stored; waiting a day for its delivery to be read from the maillog"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			logs.Reset()

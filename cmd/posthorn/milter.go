@@ -112,7 +112,13 @@ func (b bounceIntake) Bounce(ctx context.Context, m *milter.BounceMail) (string,
 	for _, r := range res.Recipients {
 		switch r.Outcome {
 		case sqlite.DSNUnmatched:
-			log.Warn("bounce mail unmatched", "original_message_id", d.MessageID, "recipient", r.Address, "why", r.Why)
+			why := r.Why
+			if d.MessageID != "" {
+				// The store keeps it: a delivery of the original that
+				// the log reader stores within a day matches it then.
+				why += "; waiting a day for its delivery to be read from the maillog"
+			}
+			log.Warn("bounce mail unmatched", "original_message_id", d.MessageID, "recipient", r.Address, "why", why)
 		case sqlite.DSNKnown:
 			log.Debug("bounce mail about a known bounce", "original_message_id", d.MessageID, "recipient", r.Address, "why", r.Why)
 		}

@@ -46,10 +46,16 @@ CREATE TABLE bounce_counts (
 -- message_id is the original message's, as the DSN named it ('' when it
 -- did not). outcome is 'recorded' (bounced events stored), 'known' (every
 -- recipient's bounce was already stored) or 'unmatched' (no delivery of
--- the original to its recipients is stored).
+-- the original to its recipients is stored). pending holds, for a day, a
+-- DSN (as JSON) with a recipient that could not be matched yet although it
+-- names the original's Message-ID: the log reader may not have stored the
+-- delivery yet when a quick bounce arrives, and storing it matches the DSN
+-- then (bounces.go).
 CREATE TABLE dsns (
     id          TEXT    NOT NULL PRIMARY KEY CHECK (id <> ''),
     received_at INTEGER NOT NULL,
     message_id  TEXT    NOT NULL DEFAULT '',
-    outcome     TEXT    NOT NULL CHECK (outcome IN ('recorded', 'known', 'unmatched'))
+    outcome     TEXT    NOT NULL CHECK (outcome IN ('recorded', 'known', 'unmatched')),
+    pending     TEXT
 ) STRICT, WITHOUT ROWID;
+CREATE INDEX dsns_pending ON dsns (message_id) WHERE pending IS NOT NULL;
