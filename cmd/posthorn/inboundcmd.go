@@ -106,18 +106,8 @@ func runLogInbound(ctx context.Context, args []string, stdout, stderr io.Writer)
 func inboundQuery(since, until, status string, now time.Time) (event.InboundQuery, error) {
 	var q event.InboundQuery
 	var err error
-	if since != "" {
-		if q.Since, err = parseTime(since, now); err != nil {
-			return q, fmt.Errorf("--since: %w", err)
-		}
-	}
-	if until != "" {
-		if q.Until, err = parseTime(until, now); err != nil {
-			return q, fmt.Errorf("--until: %w", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
-		return q, fmt.Errorf("--until %s is not after --since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
+	if q.Since, q.Until, err = parsePeriod(since, until, now); err != nil {
+		return q, err
 	}
 	if status != "" {
 		for _, st := range strings.Split(status, ",") {

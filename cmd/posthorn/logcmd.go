@@ -78,22 +78,31 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// parsePeriod reads --since and --until (either may be empty) and checks
+// that the period is not empty.
+func parsePeriod(since, until string, now time.Time) (from, to time.Time, err error) {
+	if since != "" {
+		if from, err = parseTime(since, now); err != nil {
+			return from, to, fmt.Errorf("--since: %w", err)
+		}
+	}
+	if until != "" {
+		if to, err = parseTime(until, now); err != nil {
+			return from, to, fmt.Errorf("--until: %w", err)
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return from, to, fmt.Errorf("--until %s is not after --since %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	return from, to, nil
+}
+
 // logQuery builds the selection of log and replay from their flags.
 func logQuery(since, until, status string, now time.Time) (sqlite.WebhookLogQuery, error) {
 	var q sqlite.WebhookLogQuery
 	var err error
-	if since != "" {
-		if q.Since, err = parseTime(since, now); err != nil {
-			return q, fmt.Errorf("--since: %w", err)
-		}
-	}
-	if until != "" {
-		if q.Until, err = parseTime(until, now); err != nil {
-			return q, fmt.Errorf("--until: %w", err)
-		}
-	}
-	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Until.After(q.Since) {
-		return q, fmt.Errorf("--until %s is not after --since %s", q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
+	if q.Since, q.Until, err = parsePeriod(since, until, now); err != nil {
+		return q, err
 	}
 	if status != "" {
 		for _, st := range strings.Split(status, ",") {

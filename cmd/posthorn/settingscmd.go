@@ -146,15 +146,20 @@ func exportSettings(ctx context.Context, store *sqlite.Store, file string, stdou
 		return exitFail
 	}
 	enc.Close()
+	return writeSettingsFile(file, b.Bytes(), stdout, stderr)
+}
+
+// writeSettingsFile writes an export to file, or to stdout for "-". The
+// file is written beside the target and renamed, so an existing file is
+// replaced whole, with mode 0600 from the start: it holds secrets.
+func writeSettingsFile(file string, data []byte, stdout, stderr io.Writer) int {
 	if file == "-" {
-		stdout.Write(b.Bytes())
+		stdout.Write(data)
 		return exitOK
 	}
-	// Written beside the target and renamed, so an existing file is
-	// replaced whole, with mode 0600 from the start.
 	tmp, err := os.CreateTemp(dirOf(file), ".posthorn-settings-*")
 	if err == nil {
-		_, err = tmp.Write(b.Bytes())
+		_, err = tmp.Write(data)
 		if cerr := tmp.Close(); err == nil {
 			err = cerr
 		}

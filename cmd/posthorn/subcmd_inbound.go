@@ -110,31 +110,7 @@ func exportAllSettings(ctx context.Context, prev runFunc, cfgPath, file string, 
 		return exitFail
 	}
 	doc.Write(in)
-	if file == "-" {
-		stdout.Write(doc.Bytes())
-		return exitOK
-	}
-	// Beside the target and renamed, mode 0600 from the start: it holds
-	// secrets.
-	tmp, err := os.CreateTemp(dirOf(file), ".posthorn-settings-*")
-	if err == nil {
-		_, err = tmp.Write(doc.Bytes())
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp.Name(), file)
-		}
-		if err != nil {
-			os.Remove(tmp.Name())
-		}
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "export settings: %v\n", err)
-		return exitFail
-	}
-	fmt.Fprintf(stdout, "exported the webhook settings to %s\n", file)
-	return exitOK
+	return writeSettingsFile(file, doc.Bytes(), stdout, stderr)
 }
 
 // importAllSettings validates the inbound: section, lets the Event
