@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -187,16 +186,11 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	}
 	describeInbound(log, cur, saved, "inbound settings")
 
-	var mu sync.Mutex
-	get := func() settings.Inbound {
-		mu.Lock()
-		defer mu.Unlock()
-		return cur
-	}
+	live := &liveSettings[settings.Inbound]{cur: cur}
 	s := &inboundSvc{shutdown: time.Duration(mc.ShutdownTimeout), log: log}
 	s.d, err = dispatcher.NewInbound(dispatcher.InboundOptions{
 		Outbox:            store,
-		Settings:          get,
+		Settings:          live.get,
 		AllowHTTP:         cfg.AllowInsecureHTTP,
 		ServerComposition: cfg.ServerComposition,
 		Version:           version,
@@ -244,41 +238,18 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		}
 	})
 	s.wg.Go(func() {
-		t := time.NewTicker(settingsPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			next, ok, err := store.InboundSettings(rctx)
-			if err != nil {
-				if rctx.Err() == nil {
-					log.Warn("read inbound settings", "err", err)
-				}
-				continue
-			}
-			mu.Lock()
-			changed := !reflect.DeepEqual(next, cur)
-			mu.Unlock()
-			if !changed {
-				continue
-			}
-			p, err := milter.NewPolicy(next, milter.UnknownDomain(mc.UnknownDomain))
-			if err != nil {
-				log.Error("inbound settings changed but are not valid: keeping the previous ones", "err", err)
-				continue
-			}
-			mu.Lock()
-			cur = next
-			mu.Unlock()
+		var p *milter.Policy
+		check := func(next settings.Inbound) (err error) {
+			p, err = milter.NewPolicy(next, milter.UnknownDomain(mc.UnknownDomain))
+			return err
+		}
+		live.poll(rctx, log, "inbound settings", store.InboundSettings, check, func(next settings.Inbound, saved bool) {
 			if s.srv != nil {
 				s.srv.SetPolicy(p)
 			}
-			describeInbound(log, next, ok, "inbound settings changed")
+			describeInbound(log, next, saved, "inbound settings changed")
 			s.d.Notify()
-		}
+		})
 	})
 	s.wg.Go(func() {
 		// Observations are only useful until the Event Webhook has read

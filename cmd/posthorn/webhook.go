@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -21,6 +22,61 @@ var _ dispatcher.Outbox = (*sqlite.Store)(nil)
 // applies without a restart.
 const settingsPoll = 2 * time.Second
 
+// liveSettings are settings that serve reads again every settingsPoll;
+// the dispatchers read the current ones with get.
+type liveSettings[T any] struct {
+	mu  sync.Mutex
+	cur T
+}
+
+func (l *liveSettings[T]) get() T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}
+
+// poll reads the settings every settingsPoll until ctx ends.
+func (l *liveSettings[T]) poll(ctx context.Context, log *slog.Logger, what string,
+	read func(context.Context) (T, bool, error), check func(T) error, changed func(next T, saved bool)) {
+	t := time.NewTicker(settingsPoll)
+	defer t.Stop()
+	l.pollOn(ctx, t.C, log, what, read, check, changed)
+}
+
+// pollOn reads the settings at every tick until ctx ends. Settings that
+// changed are checked (nil check: always taken; an error keeps the
+// current ones, logged), then made current, then changed is told.
+func (l *liveSettings[T]) pollOn(ctx context.Context, tick <-chan time.Time, log *slog.Logger, what string,
+	read func(context.Context) (T, bool, error), check func(T) error, changed func(next T, saved bool)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+		next, saved, err := read(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("read "+what, "err", err)
+			}
+			continue
+		}
+		if reflect.DeepEqual(next, l.get()) {
+			continue
+		}
+		if check != nil {
+			if err := check(next); err != nil {
+				log.Error(what+" changed but are not valid: keeping the previous ones", "err", err)
+				continue
+			}
+		}
+		l.mu.Lock()
+		l.cur = next
+		l.mu.Unlock()
+		changed(next, saved)
+	}
+}
+
 // webhook runs the Event Webhook dispatcher beside the log reader.
 type webhook struct {
 	d    *dispatcher.Dispatcher
@@ -38,15 +94,10 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		return nil, err
 	}
 	describe(log, cur, ok, "event webhook settings")
-	var mu sync.Mutex
-	get := func() settings.EventWebhook {
-		mu.Lock()
-		defer mu.Unlock()
-		return cur
-	}
+	live := &liveSettings[settings.EventWebhook]{cur: cur}
 	d, err := dispatcher.New(dispatcher.Options{
 		Outbox:            store,
-		Settings:          get,
+		Settings:          live.get,
 		AllowHTTP:         cfg.AllowInsecureHTTP,
 		ServerComposition: cfg.ServerComposition,
 		Hostname:          cfg.Hostname,
@@ -67,30 +118,10 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		}
 	})
 	wg.Go(func() {
-		t := time.NewTicker(settingsPoll)
-		defer t.Stop()
-		for {
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-			s, ok, err := store.EventWebhookSettings(rctx)
-			if err != nil {
-				if rctx.Err() == nil {
-					log.Warn("read event webhook settings", "err", err)
-				}
-				continue
-			}
-			mu.Lock()
-			changed := s != cur
-			cur = s
-			mu.Unlock()
-			if changed {
-				describe(log, s, ok, "event webhook settings changed")
-				d.Notify()
-			}
-		}
+		live.poll(rctx, log, "event webhook settings", store.EventWebhookSettings, nil, func(s settings.EventWebhook, saved bool) {
+			describe(log, s, saved, "event webhook settings changed")
+			d.Notify()
+		})
 	})
 	return &webhook{d: d, stop: func() { cancel(); wg.Wait() }}, nil
 }
