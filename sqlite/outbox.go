@@ -515,21 +515,28 @@ func (s *Store) FailOldest(ctx context.Context, n int64, now time.Time, reason s
 		if err != nil {
 			return err
 		}
-		defer res.Close()
-		for res.Next() {
-			var k int64
-			if err := res.Scan(&k); err != nil {
-				return err
-			}
-			batches++
-			events += k
-		}
-		return res.Err()
+		batches, events, err = sumEvents(res)
+		return err
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("fail oldest pending batches: %w", err)
 	}
 	return batches, events, nil
+}
+
+// sumEvents counts the batches an UPDATE ... RETURNING events changed and
+// adds up their events; it closes rows.
+func sumEvents(rows *sql.Rows) (batches int, events int64, err error) {
+	defer rows.Close()
+	for rows.Next() {
+		var k int64
+		if err := rows.Scan(&k); err != nil {
+			return 0, 0, err
+		}
+		batches++
+		events += k
+	}
+	return batches, events, rows.Err()
 }
 
 // WebhookBatch is one row of the Event Webhook log.
@@ -733,16 +740,8 @@ func (s *Store) Requeue(ctx context.Context, q WebhookLogQuery, now time.Time) (
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var k int64
-			if err := rows.Scan(&k); err != nil {
-				return err
-			}
-			batches++
-			events += k
-		}
-		return rows.Err()
+		batches, events, err = sumEvents(rows)
+		return err
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("re-queue batches: %w", err)
