@@ -75,18 +75,43 @@ func (t *Tailer) publish() {
 }
 
 // linger adds to buf the lines that arrive within t.Linger, up to max in
-// all. The end of the wait is not an error; the source's end or ctx's is.
+// all. It takes what is there now, waits out the linger and takes what has
+// come meanwhile: a live log is written a line at a time, and reading at
+// each write (a wake-up, a read, a stat) cost more than the lines' parsing.
+// The end of the wait is not an error; the source's end or ctx's is.
 func (t *Tailer) linger(ctx context.Context, buf []Line, max int) ([]Line, error) {
-	lctx, cancel := context.WithTimeout(ctx, t.Linger)
-	defer cancel()
-	var err error
-	for len(buf) < max && err == nil {
-		buf, err = t.Source.Read(lctx, buf, max-len(buf))
+	buf, err := t.available(ctx, buf, max)
+	if err != nil || len(buf) >= max {
+		return buf, err
 	}
-	if err != nil && lctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
-		err = nil
+	wait := time.NewTimer(t.Linger)
+	defer wait.Stop()
+	select {
+	case <-ctx.Done():
+		buf, _ = t.available(ctx, buf, max)
+		return buf, ctx.Err()
+	case <-wait.C:
 	}
-	return buf, err
+	return t.available(ctx, buf, max)
+}
+
+// available adds to buf the lines the source has now, up to max in all,
+// without waiting for more. Its error is the source's or ctx's.
+func (t *Tailer) available(ctx context.Context, buf []Line, max int) ([]Line, error) {
+	now, cancel := context.WithCancel(ctx)
+	cancel() // an ended context: Read returns what there is and does not wait
+	for len(buf) < max {
+		n := len(buf)
+		var err error
+		buf, err = t.Source.Read(now, buf, max-len(buf))
+		if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil) {
+			return buf, err
+		}
+		if len(buf) == n {
+			break
+		}
+	}
+	return buf, ctx.Err()
 }
 
 // Run reads until the source ends (nil) or ctx is done (ctx.Err(), after
