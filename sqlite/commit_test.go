@@ -444,9 +444,9 @@ func TestEventsQuery(t *testing.T) {
 	}
 }
 
-// TestWriteDurable checks that a durable write runs with synchronous=FULL
-// and that the writer goes back to NORMAL afterwards, also when the
-// transaction fails.
+// TestWriteDurable checks that a durable write runs with synchronous=FULL,
+// also after a failed one, and that the next write that is not durable
+// runs with NORMAL: the writer stays at FULL between the two (setSync).
 func TestWriteDurable(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := context.Background()
@@ -469,13 +469,14 @@ func TestWriteDurable(t *testing.T) {
 		fail    error
 		want    string
 	}{
-		{false, nil, "1"}, {true, nil, "2"}, {false, nil, "1"}, {true, boom, "2"}, {false, nil, "1"},
+		{false, nil, "1"}, {true, nil, "2"}, {true, nil, "2"}, {false, nil, "1"}, {true, boom, "2"},
+		{false, boom, "1"}, {false, nil, "1"}, {true, nil, "2"},
 	} {
 		if got := syncInTx(c.durable, c.fail); got != c.want {
 			t.Errorf("durable=%v fail=%v: synchronous in the transaction = %s, want %s", c.durable, c.fail, got, c.want)
 		}
-		if got := pragma(t, s.w, "synchronous"); got != "1" {
-			t.Errorf("durable=%v fail=%v: synchronous after = %s, want 1", c.durable, c.fail, got)
+		if got := pragma(t, s.w, "synchronous"); got != c.want {
+			t.Errorf("durable=%v fail=%v: synchronous after = %s, want %s", c.durable, c.fail, got, c.want)
 		}
 	}
 }

@@ -16,8 +16,9 @@
 // events can be read again from the maillog because the log position commits
 // with them, so they use NORMAL. Mail accepted from Postfix cannot be read
 // again, so the writer can make a single transaction FULL: write(ctx, true,
-// ...) switches the writer connection to FULL before BEGIN and back after
-// COMMIT. Options.FullSync makes every transaction FULL.
+// ...) switches the writer connection to FULL before BEGIN, and the next
+// write that needs no fsync switches it back. Options.FullSync makes every
+// transaction FULL.
 //
 // Time. Instants are stored as Unix nanoseconds (UTC) plus, where the zone
 // matters, its offset in seconds east of UTC, so an event read back has the
@@ -28,7 +29,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -77,6 +77,9 @@ type Store struct {
 	full bool
 
 	stmts writeStmts
+	// fullConn is the writer connection while it is at synchronous=FULL
+	// (setSync).
+	fullConn atomic.Pointer[sqlite3.SQLiteConn]
 
 	bounceRules atomic.Pointer[rulesBox]
 
@@ -121,12 +124,17 @@ func Open(path string, opts Options) (*Store, error) {
 	s.SetBounceRules(opts.BounceRules)
 
 	busyMS := strconv.FormatInt(busy.Milliseconds(), 10)
+	// Each connection keeps the statements it ran most recently prepared
+	// (the driver's cache), so the queries the dispatchers and the log
+	// reader repeat are not parsed again each time.
+	const stmtCache = "32"
 	s.w, err = sql.Open("sqlite3", dsn(abs, url.Values{
-		"_txlock":       {"immediate"},
-		"_journal_mode": {"WAL"},
-		"_synchronous":  {sync},
-		"_foreign_keys": {"1"},
-		"_busy_timeout": {busyMS},
+		"_txlock":          {"immediate"},
+		"_journal_mode":    {"WAL"},
+		"_synchronous":     {sync},
+		"_foreign_keys":    {"1"},
+		"_busy_timeout":    {busyMS},
+		"_stmt_cache_size": {stmtCache},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -145,9 +153,10 @@ func Open(path string, opts Options) (*Store, error) {
 	// The readers open after the writer has switched the file to WAL and
 	// created its -shm file: a read-only connection cannot do either.
 	s.r, err = sql.Open("sqlite3", dsn(abs, url.Values{
-		"mode":          {"ro"},
-		"_query_only":   {"1"},
-		"_busy_timeout": {busyMS},
+		"mode":             {"ro"},
+		"_query_only":      {"1"},
+		"_busy_timeout":    {busyMS},
+		"_stmt_cache_size": {stmtCache},
 	}))
 	if err == nil {
 		s.r.SetMaxOpenConns(readers)
@@ -274,8 +283,7 @@ func (s *Store) quickCheck(ctx context.Context) error {
 
 // write runs fn in one IMMEDIATE transaction on the writer connection and
 // commits it. With durable set (or Options.FullSync) the commit fsyncs the
-// WAL (synchronous=FULL): synchronous is a property of the connection, not
-// of a transaction, so it is switched before BEGIN and back after the end.
+// WAL (synchronous=FULL).
 func (s *Store) write(ctx context.Context, durable bool, fn func(*sql.Tx) error) (err error) {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
@@ -283,19 +291,10 @@ func (s *Store) write(ctx context.Context, durable bool, fn func(*sql.Tx) error)
 	}
 	defer conn.Close()
 
-	if durable && !s.full {
-		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
-			return fmt.Errorf("set synchronous: %w", err)
+	if !s.full {
+		if err := s.setSync(ctx, conn, durable); err != nil {
+			return err
 		}
-		defer func() {
-			// Not ctx: the switch back must happen even when ctx ended.
-			if _, rerr := conn.ExecContext(context.Background(), "PRAGMA synchronous = NORMAL"); rerr != nil {
-				// The transaction's outcome stands; a connection left
-				// at FULL would only be slower, but one in an unknown
-				// state is not worth keeping, so the pool drops it.
-				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}()
 	}
 
 	tx, err := conn.BeginTx(ctx, nil)
@@ -314,6 +313,38 @@ func (s *Store) write(ctx context.Context, durable bool, fn func(*sql.Tx) error)
 			return cerr
 		}
 		return err
+	}
+	return nil
+}
+
+// setSync sets the writer connection's synchronous level for the next
+// transaction: FULL when durable, NORMAL otherwise. The level belongs to the
+// connection, not to a transaction, and SQLite refuses to change it inside
+// one; so a durable write switches to FULL before its BEGIN and leaves it
+// there, and the next write that is not durable switches back. The switch
+// back is then off the milter's path, which waits for the durable commit
+// and for nothing after it.
+func (s *Store) setSync(ctx context.Context, conn *sql.Conn, durable bool) error {
+	var dc *sqlite3.SQLiteConn
+	if err := conn.Raw(func(c any) error {
+		dc, _ = c.(*sqlite3.SQLiteConn)
+		return nil
+	}); err != nil {
+		return err
+	}
+	// A connection the pool opened since is at the DSN's NORMAL.
+	full := dc != nil && s.fullConn.Load() == dc
+	switch {
+	case durable && !full:
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = FULL"); err != nil {
+			return fmt.Errorf("set synchronous: %w", err)
+		}
+		s.fullConn.Store(dc)
+	case !durable && full:
+		// Failing to switch back only leaves this write durable too.
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err == nil {
+			s.fullConn.Store(nil)
+		}
 	}
 	return nil
 }
