@@ -573,3 +573,24 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestBufferedConnection: sessions work through the read buffer
+// (bufferedListener), and read deadlines still apply through it: a
+// connection that sends nothing is closed (go-milter gives the option
+// negotiation one second).
+func TestBufferedConnection(t *testing.T) {
+	h := startHarness(t, settings.Inbound{Domains: []string{"shop.example"}}, RejectUnknown, nil)
+	m := dial(t, h.in)
+	if r := m.send("Q1", "a@customer.example", []string{"x@elsewhere.example"}, "Subject: x\r\n\r\nx\r\n"); !strings.Contains(r.String(), "550") {
+		t.Fatalf("a session through the read buffer: %v", r)
+	}
+	c, err := net.Dial("tcp", h.in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("silent connection: read %d bytes, %v; want it closed (EOF)", n, err)
+	}
+}
