@@ -29,9 +29,10 @@ type writeStmts struct {
 	insertInboundPost *sql.Stmt
 	insertInboundLog  *sql.Stmt
 	// inbound_outbox.go: the outcome of each inbound POST
-	updateInboundPost *sql.Stmt
-	updateInboundLog  *sql.Stmt
-	dropInbound       *sql.Stmt
+	inboundPostMessage *sql.Stmt
+	updateInboundPost  *sql.Stmt
+	updateInboundLog   *sql.Stmt
+	dropInbound        *sql.Stmt
 }
 
 // preparedStmt is one statement of writeStmts and its SQL.
@@ -82,6 +83,7 @@ func (w *writeStmts) list() []preparedStmt {
 		{&w.insertInbound, insertInboundSQL},
 		{&w.insertInboundPost, insertInboundPostSQL},
 		{&w.insertInboundLog, insertInboundLogSQL},
+		{&w.inboundPostMessage, inboundPostMessageSQL},
 		{&w.updateInboundPost, updateInboundPostSQL},
 		{&w.updateInboundLog, updateInboundLogSQL},
 		{&w.dropInbound, dropInboundSQL},

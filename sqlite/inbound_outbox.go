@@ -199,6 +199,9 @@ func (s *Store) InboundMessage(ctx context.Context, id int64) (*event.InboundMes
 	if err := json.Unmarshal([]byte(problems), &m.Problems); err != nil {
 		return nil, fmt.Errorf("read inbound message %d: problems: %w", id, err)
 	}
+	if natt == 0 {
+		return m, nil // most mail: no second query
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT idx, filename, content_type, size FROM inbound_attachments
 		WHERE message = ? ORDER BY idx`, id)
 	if err != nil {
@@ -261,23 +264,44 @@ var inboundStates = map[string]bool{
 // RecordInbound's statements, prepared once (writeStmts): a POST's
 // outcome is recorded for every message posted.
 const (
+	inboundPostMessageSQL = `SELECT p.message, EXISTS (SELECT 1 FROM inbound_posts o
+			WHERE o.message = p.message AND o.id <> p.id AND o.state IN ('queued', 'deferred'))
+		FROM inbound_posts p WHERE p.id = ?`
 	updateInboundPostSQL = `UPDATE inbound_posts SET state = ?, attempts = attempts + ?,
 			next_attempt_at = ?, last_status = ?, last_reason = ?, last_response = ?, updated_at = ?
-		WHERE id = ? RETURNING message`
-	updateInboundLogSQL = `UPDATE inbound_log SET status = ?, reason = ?, updated_at = ? WHERE post = ?`
-	dropInboundSQL      = `DELETE FROM inbound_messages WHERE id = ? AND NOT EXISTS
-		(SELECT 1 FROM inbound_posts WHERE message = ? AND state IN ('queued', 'deferred'))`
+		WHERE id = ?`
+	updateInboundLogSQL = `UPDATE inbound_log SET status = ?, reason = ?, updated_at = ?,
+			post = CASE WHEN ? THEN NULL ELSE post END
+		WHERE post = ?`
+	dropInboundSQL = `DELETE FROM inbound_messages WHERE id = ?`
 )
 
-// RecordInbound stores the outcome of an attempt at a POST in one
-// transaction: the post's state, attempts, next attempt, last status and
-// reason; the state and reason of its inbound log rows; and, when this was
-// the message's last pending POST, the deletion of the message's content.
-func (s *Store) RecordInbound(ctx context.Context, a InboundAttempt) error {
-	if !inboundStates[a.State] {
-		return fmt.Errorf("record inbound attempt: unknown state %q", a.State)
+// RecordInbound stores the outcomes of attempts at POSTs in one
+// transaction: each POST's state, attempts, next attempt, last status and
+// reason, and the state and reason of its inbound log rows. When a POST
+// ends and no other POST of its message is pending, the message goes
+// instead (WIRE.md §5: once posted or given up, the message data is
+// dropped), with its POSTs and attachments; the log rows stay, unlinked.
+// The POST's own row is then not updated first: it is about to go.
+func (s *Store) RecordInbound(ctx context.Context, attempts ...InboundAttempt) error {
+	for _, a := range attempts {
+		if !inboundStates[a.State] {
+			return fmt.Errorf("record inbound attempt at post %d: unknown state %q", a.Post, a.State)
+		}
 	}
 	now := s.now().UnixNano()
+	run := context.WithoutCancel(ctx) // as in Capture
+	return s.write(ctx, false, func(tx *sql.Tx) error {
+		for _, a := range attempts {
+			if err := s.recordInbound(run, tx, a, now); err != nil {
+				return fmt.Errorf("record inbound attempt at post %d: %w", a.Post, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) recordInbound(ctx context.Context, tx *sql.Tx, a InboundAttempt, now int64) error {
 	at := boundNanos(a.At)
 	next := at
 	if !a.Next.IsZero() {
@@ -291,31 +315,30 @@ func (s *Store) RecordInbound(ctx context.Context, a InboundAttempt) error {
 	if resp == nil {
 		resp = []byte{}
 	}
-	run := context.WithoutCancel(ctx) // as in Capture
-	err := s.write(ctx, false, func(tx *sql.Tx) error {
-		var msg int64
-		err := tx.StmtContext(run, s.stmts.updateInboundPost).QueryRowContext(run,
-			a.State, attempted, next, a.Status, a.Reason, resp, now, a.Post).Scan(&msg)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("no inbound post %d", a.Post)
-		}
-		if err != nil {
-			return err
-		}
-		if _, err := tx.StmtContext(run, s.stmts.updateInboundLog).ExecContext(run,
-			a.State, a.Reason, now, a.Post); err != nil {
-			return err
-		}
-		if a.State == string(event.InboundSucceeded) || a.State == string(event.InboundFailed) {
-			// WIRE.md §5: once posted or given up, the message data is
-			// dropped; the log rows stay, unlinked.
-			_, err := tx.StmtContext(run, s.stmts.dropInbound).ExecContext(run, msg, msg)
-			return err
-		}
-		return nil
-	})
+	var msg int64
+	var others bool
+	err := tx.StmtContext(ctx, s.stmts.inboundPostMessage).QueryRowContext(ctx, a.Post).Scan(&msg, &others)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("no inbound post %d", a.Post)
+	}
 	if err != nil {
-		return fmt.Errorf("record inbound attempt at post %d: %w", a.Post, err)
+		return err
+	}
+	ends := a.State == string(event.InboundSucceeded) || a.State == string(event.InboundFailed)
+	drop := ends && !others
+	if !drop {
+		if _, err := tx.StmtContext(ctx, s.stmts.updateInboundPost).ExecContext(ctx,
+			a.State, attempted, next, a.Status, a.Reason, resp, now, a.Post); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.StmtContext(ctx, s.stmts.updateInboundLog).ExecContext(ctx,
+		a.State, a.Reason, now, drop, a.Post); err != nil {
+		return err
+	}
+	if drop {
+		_, err := tx.StmtContext(ctx, s.stmts.dropInbound).ExecContext(ctx, msg)
+		return err
 	}
 	return nil
 }

@@ -152,6 +152,10 @@ func TestCaptureAndPost(t *testing.T) {
 			t.Errorf("%s: %d rows left (%v)", table, n, err)
 		}
 	}
+	var linked int
+	if err := s.w.QueryRow("SELECT count(*) FROM inbound_log WHERE post IS NOT NULL").Scan(&linked); err != nil || linked != 0 {
+		t.Errorf("%d log rows still name a post (%v)", linked, err)
+	}
 	if got := logLines(t, s, event.InboundQuery{Statuses: []event.InboundStatus{event.InboundFailed}}); !strings.Contains(got, `failed from="山田 <a@customer.example>" to=orders@shop.example`) ||
 		!strings.Contains(got, "retry period over") {
 		t.Errorf("failed rows:\n%s", got)
@@ -161,6 +165,43 @@ func TestCaptureAndPost(t *testing.T) {
 	}
 	if err := s.RecordInbound(ctx, InboundAttempt{Post: 999, State: "failed"}); err == nil {
 		t.Error("RecordInbound of an unknown post succeeded")
+	}
+}
+
+// TestRecordInboundTogether: the outcomes of a round are recorded in one
+// transaction. Both POSTs of a message ending together drop the message
+// once, at the second; one that is unknown fails the whole record.
+func TestRecordInboundTogether(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{})
+	if err := s.Capture(ctx, testMessage()); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueInbound(ctx, inboundTime, nil, 10)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("due: %+v %v", due, err)
+	}
+	ok := func(p InboundPost) InboundAttempt {
+		return InboundAttempt{Post: p.ID, At: inboundTime, Attempted: true, State: "succeeded", Status: 200}
+	}
+	if err := s.RecordInbound(ctx, ok(due[0]), InboundAttempt{Post: 999, State: "succeeded"}); err == nil ||
+		!strings.Contains(err.Error(), "post 999") {
+		t.Errorf("a record with an unknown post: %v", err)
+	}
+	if got, _ := s.DueInbound(ctx, inboundTime, nil, 10); len(got) != 2 {
+		t.Errorf("after the failed record %d posts are due, want both still", len(got))
+	}
+	if err := s.RecordInbound(ctx, ok(due[0]), ok(due[1])); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"inbound_messages", "inbound_attachments", "inbound_chunks", "inbound_posts"} {
+		var n int
+		if err := s.w.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d rows left (%v)", table, n, err)
+		}
+	}
+	if got := logLines(t, s, event.InboundQuery{Statuses: []event.InboundStatus{event.InboundSucceeded}}); strings.Count(got, "succeeded") != 3 {
+		t.Errorf("succeeded rows:\n%s", got)
 	}
 }
 
