@@ -48,6 +48,15 @@ func (t *inbound) log() *slog.Logger {
 	return l
 }
 
+// debug logs at debug level, building the transaction's logger only when
+// that level is on: it is off in production, and the milter answers
+// every message after this.
+func (t *inbound) debug(msg string, args ...any) {
+	if t.srv.o.Log.Enabled(context.Background(), slog.LevelDebug) {
+		t.log().Debug(msg, args...)
+	}
+}
+
 func (t *inbound) Connect(_ string, _ string, _ uint16, addr string, _ gomilter.Modifier) (*gomilter.Response, error) {
 	t.client = addr
 	return gomilter.RespContinue, nil
@@ -114,7 +123,7 @@ func (t *inbound) RcptTo(rcpt string, _ string, m gomilter.Modifier) (*gomilter.
 		t.pass = append(t.pass, rcpt)
 		return gomilter.RespContinue, nil
 	}
-	t.log().Debug("recipient refused", "rcpt", rcpt, "from", t.from, "reply", d.Reply.String())
+	t.debug("recipient refused", "rcpt", rcpt, "from", t.from, "reply", d.Reply.String())
 	if d.Verdict != RcptUnknownDomain || t.policy.LogDenied() {
 		t.deny([]string{rcpt}, "", "", d.Reason)
 	}
@@ -194,7 +203,7 @@ func (t *inbound) Headers(m gomilter.Modifier) (*gomilter.Response, error) {
 	d := t.policy.Message(t.fields, t.rcpts)
 	if d.Reject {
 		from, mid := t.headerFromAndID()
-		t.log().Debug("message refused", "from", from, "reply", d.Reply.String())
+		t.debug("message refused", "from", from, "reply", d.Reply.String())
 		t.deny(t.rcpts, from, mid, d.Reason)
 		t.refusal = &d.Reply
 		return nil, nil
@@ -266,7 +275,7 @@ func (t *inbound) endOfMessage(m gomilter.Modifier) (*gomilter.Response, error) 
 	case t.refusal != nil:
 		return respond(*t.refusal), nil
 	case t.tooBig:
-		t.log().Debug("message refused", "reply", replyTooBig.String(), "size", t.size)
+		t.debug("message refused", "reply", replyTooBig.String(), "size", t.size)
 		return respond(replyTooBig), nil
 	case !t.active || (t.matches == nil && len(t.bounces) == 0):
 		return respond(replyTempStore), nil
@@ -343,7 +352,7 @@ func (t *inbound) capture() error {
 	if err := t.srv.o.Spool.Capture(ctx, msg); err != nil {
 		return err
 	}
-	t.log().Debug("message captured", "from", p.From, "rcpts", len(t.rcpts), "size", t.size,
+	t.debug("message captured", "from", p.From, "rcpts", len(t.rcpts), "size", t.size,
 		"attachments", len(p.Attachments), "problems", len(p.Problems))
 	return nil
 }
