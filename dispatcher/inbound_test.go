@@ -614,3 +614,50 @@ func TestInboundBackoffDoesNotBlockOthers(t *testing.T) {
 		t.Errorf("%d requests to the failing endpoint, want 2 (one page's worth of concurrency)", n)
 	}
 }
+
+// countingOutbox counts the transactions that record attempts.
+type countingOutbox struct {
+	dispatcher.InboundOutbox
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *countingOutbox) RecordInbound(ctx context.Context, a ...dispatcher.InboundAttempt) error {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(a))
+	c.mu.Unlock()
+	return c.InboundOutbox.RecordInbound(ctx, a...)
+}
+
+// TestInboundRecordsTogether: the POSTs a round makes at once are
+// recorded in one transaction; a failing endpoint's probe alone.
+func TestInboundRecordsTogether(t *testing.T) {
+	sc := newScenario(t)
+	out := &countingOutbox{InboundOutbox: sc.store}
+	d, err := dispatcher.NewInbound(dispatcher.InboundOptions{Outbox: out, Settings: func() settings.Inbound { return sc.set },
+		Now: sc.clock.Now, Concurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.d = d
+	for range 4 {
+		sc.capture("a")
+	}
+	sc.round()
+	if got := fmt.Sprint(out.sizes); got != "[3 1]" {
+		t.Errorf("records of 4 POSTs, 3 at a time: %s, want [3 1]", got)
+	}
+	if got := sc.statuses("a"); got != "succeeded succeeded succeeded succeeded" {
+		t.Errorf("statuses %s", got)
+	}
+	out.sizes = nil
+	sc.recv.set("/a", 503)
+	sc.capture("a")
+	sc.capture("a")
+	sc.round() // both fail together: the filter backs off
+	sc.clock.advance(time.Hour)
+	sc.round() // one probe
+	if got := fmt.Sprint(out.sizes); got != "[2 1]" {
+		t.Errorf("records: %s, want [2 1] (a round of two, then the probe)", got)
+	}
+}
