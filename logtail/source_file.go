@@ -384,6 +384,9 @@ func (s *FileSource) Read(ctx context.Context, buf []Line, max int) ([]Line, err
 		if err := ctx.Err(); err != nil {
 			return buf, err
 		}
+		if s.note != nil {
+			s.note.arm() // wake this wait at the next change
+		}
 		var tick <-chan time.Time
 		if s.poll > 0 {
 			if timer == nil {

@@ -35,25 +35,31 @@ import (
 //     between rename and SIGHUP it also skipped the old file's last lines.
 //     FileSource delivered every line once, in order, with polling off.
 //
-// The watch package is used as-is for wake-ups: InotifyFileWatcher's
-// ChangeEvents reports modification, truncation and rename/removal of the
-// path, and BlockUntilExists waits for a new file to appear. Two hazards of
-// that package remain: it calls os.Exit (util.Fatal) if fsnotify cannot
-// create its inotify instance, and if stat(2) of the path fails with an error
-// other than "does not exist" after an event. The first is made unlikely by
-// probing inotify_init1 before use (inotifyAvailable); the second needs a
-// permission or I/O error on the log's own directory. Correctness never
-// depends on a notification: the poll timer re-checks the file regardless.
+// The watch package is used for wake-ups: its shared inotify tracker
+// watches the path (Watch, Events, RemoveWatch), and BlockUntilExists waits
+// for a new file to appear. A live maillog is written a line at a time, and
+// an inotify event per line went through three goroutines and a stat(2)
+// before it woke the reader, beside the SMTP sessions Postfix was logging:
+// the watch is therefore armed only while the reader waits, and the first
+// event after arming wakes it and disarms (want, run). InotifyFileWatcher's
+// ChangeEvents is not used: it stats the path at every event, and it removes
+// its watch from a goroutine of its own, after its tomb dies, which a watch
+// armed again at once would race with. One hazard of that package remains:
+// it calls os.Exit (util.Fatal) if fsnotify cannot create its inotify
+// instance, which probing inotify_init1 before use makes unlikely
+// (inotifyAvailable). Correctness never depends on a notification: the
+// poll timer re-checks the file regardless.
 
 // notifier turns change notifications for a path into non-blocking sends
-// on wake. It runs until stop is called.
+// on wake, one per want. It runs until stop is called.
 type notifier struct {
 	t    tomb.Tomb
+	want chan struct{}
 	done chan struct{}
 }
 
 func startNotifier(path string, wake chan<- struct{}, log *slog.Logger) *notifier {
-	n := &notifier{done: make(chan struct{})}
+	n := &notifier{want: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := inotifyAvailable(); err != nil {
 		log.Warn("file change notification unavailable; polling only", "path", path, "err", err)
 		close(n.done)
@@ -68,43 +74,51 @@ func (n *notifier) stop() {
 	<-n.done
 }
 
+// arm asks for a wake-up at the next change of the file (or at once, for
+// a change the reader may have missed). It never blocks.
+func (n *notifier) arm() {
+	select {
+	case n.want <- struct{}{}:
+	default:
+	}
+}
+
 func (n *notifier) run(path string, wake chan<- struct{}, log *slog.Logger) {
 	defer close(n.done)
 	w := watch.NewInotifyFileWatcher(path)
 	for {
+		select {
+		case <-n.want:
+		case <-n.t.Dying():
+			return
+		}
 		if err := w.BlockUntilExists(&n.t); err != nil {
 			if !errors.Is(err, tomb.ErrDying) {
 				log.Warn("file change notification failed; polling only", "path", path, "err", err)
 			}
 			return
 		}
-		changes, err := w.ChangeEvents(&n.t, 0)
-		if err != nil {
+		if err := watch.Watch(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				continue // replaced between the two calls: wait for the next one
+				n.arm() // gone between the two calls: wait for the next file
+				continue
 			}
 			log.Warn("file change notification failed; polling only", "path", path, "err", err)
 			return
 		}
-		// Whatever happened before the watch was armed had no event: make
-		// the reader look once now.
+		events := watch.Events(path)
+		// What was written before the watch was armed had no event.
 		signal(wake)
-	events:
-		for {
-			select {
-			case <-changes.Modified:
-				signal(wake)
-			case <-changes.Truncated:
-				signal(wake)
-			case <-changes.Deleted:
-				// The watch on this inode is gone; arm one on whatever
-				// the path names next.
-				signal(wake)
-				break events
-			case <-n.t.Dying():
-				return
-			}
+		select {
+		case <-events:
+			// A write, a change of attributes, a rename or a removal:
+			// the reader tells them apart.
+			signal(wake)
+		case <-n.t.Dying():
+			watch.RemoveWatch(path)
+			return
 		}
+		watch.RemoveWatch(path)
 	}
 }
 
