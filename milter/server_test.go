@@ -574,23 +574,46 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// TestBufferedConnection: sessions work through the read buffer
-// (bufferedListener), and read deadlines still apply through it: a
-// connection that sends nothing is closed (go-milter gives the option
-// negotiation one second).
-func TestBufferedConnection(t *testing.T) {
-	h := startHarness(t, settings.Inbound{Domains: []string{"shop.example"}}, RejectUnknown, nil)
+// TestConnection: sessions work through the connection's read buffer and
+// deadlines (conn.go). A connection that never negotiates is closed by
+// go-milter's one-second negotiation deadline; one that goes silent after
+// negotiating, by ReadTimeout.
+func TestConnection(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	h := startHarness(t, settings.Inbound{Domains: []string{"shop.example"}}, RejectUnknown,
+		func(o *Options) { o.ReadTimeout = idle })
 	m := dial(t, h.in)
 	if r := m.send("Q1", "a@customer.example", []string{"x@elsewhere.example"}, "Subject: x\r\n\r\nx\r\n"); !strings.Contains(r.String(), "550") {
 		t.Fatalf("a session through the read buffer: %v", r)
 	}
-	c, err := net.Dial("tcp", h.in)
+	closed := func(name string, c net.Conn, atLeast time.Duration) {
+		t.Helper()
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second)) // bounds a hang only
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			t.Errorf("%s: %v; want the server to close the connection", name, err)
+		}
+		if took := time.Since(start); took < atLeast {
+			t.Errorf("%s: closed after %v, before %v", name, took, atLeast)
+		}
+	}
+	silent, err := net.Dial("tcp", h.in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if n, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Errorf("silent connection: read %d bytes, %v; want it closed (EOF)", n, err)
+	defer silent.Close()
+	closed("silent connection", silent, 0)
+
+	quiet, err := net.Dial("tcp", h.in)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer quiet.Close()
+	// SMFIC_OPTNEG as Postfix 3.7 sends it: version 6, all actions, all
+	// protocol steps.
+	optneg := []byte{0, 0, 0, 13, 'O', 0, 0, 0, 6, 0, 0, 0x01, 0xff, 0, 0x1f, 0xff, 0xff}
+	if _, err := quiet.Write(optneg); err != nil {
+		t.Fatal(err)
+	}
+	closed("connection silent after negotiating", quiet, idle/2)
 }
