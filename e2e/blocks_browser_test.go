@@ -260,30 +260,7 @@ type blocksBrowser struct {
 
 func newBlocksBrowser(t *testing.T) *blocksBrowser {
 	t.Helper()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelCtx)
-	// The first Run starts the browser and must not carry the timeout
-	// (chromedp.Run's documentation); the steps after it do.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	t.Cleanup(cancel)
-	return &blocksBrowser{t: t, ctx: ctx, start: time.Now()}
+	return &blocksBrowser{t: t, ctx: startChromium(t), start: time.Now()}
 }
 
 func (b *blocksBrowser) do(step string, actions ...chromedp.Action[chromedp.Void]) {

@@ -55,6 +55,14 @@ func startInboundServe(b *testing.B, dir, maillog, milterTOML, settingsYAML stri
 	if out, err := exec.Command(posthorn, "settings", "import", sf, "--config", cfg).CombinedOutput(); err != nil {
 		b.Fatalf("settings import: %v\n%s", err, out)
 	}
+	return runServeB(b, dir, cfg, db)
+}
+
+// runServeB runs `posthorn serve --config cfg` for a benchmark, its output
+// in dir/serve.log, and stops it (SIGINT, then SIGKILL after 30 s) when the
+// benchmark ends.
+func runServeB(b *testing.B, dir, cfg, db string) *inbBench {
+	b.Helper()
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {
 		b.Fatal(err)

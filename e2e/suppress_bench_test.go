@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,27 +62,7 @@ func startOutboundServe(b *testing.B, dir string, blocked int) (addr string) {
 		b.Fatal(err)
 	}
 	fillBlocks(b, db, blocked)
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(posthorn, "serve", "--config", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	s := &inbBench{cmd: cmd, done: make(chan error, 1), dir: dir, db: db}
-	go func() { s.done <- cmd.Wait() }()
-	b.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-s.done
-		}
-		logf.Close()
-	})
+	s := runServeB(b, dir, cfg, db)
 	s.waitListen(b, addr)
 	return addr
 }
