@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // Errors of the console's user methods, for callers that tell them apart
@@ -30,8 +28,7 @@ func (s *Store) AddUser(ctx context.Context, name, passwordHash string) error {
 			VALUES (?, ?, ?, ?)`, name, passwordHash, now, now)
 		return err
 	})
-	var se sqlite3.Error
-	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
+	if _, ext, ok := resultCode(err); ok && ext == codeConstraintPrimaryKey {
 		return fmt.Errorf("add user %s: %w", name, ErrUserExists)
 	}
 	if err != nil {

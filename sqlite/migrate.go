@@ -84,11 +84,8 @@ func (s *Store) migrateTo(ctx context.Context, ms []migration, target int) error
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if v > len(ms) {
-		return fmt.Errorf("schema version %d is newer than version %d, the newest this binary knows: run a newer posthorn or restore a backup", v, len(ms))
-	}
-	if v < 0 {
-		return fmt.Errorf("schema version %d is not a Posthorn schema version", v)
+	if err := checkVersion(v, len(ms)); err != nil {
+		return err
 	}
 	if v >= target {
 		return nil
@@ -120,6 +117,18 @@ func (s *Store) migrateTo(ctx context.Context, ms []migration, target int) error
 
 type rowQueryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkVersion refuses a schema version v that a binary whose newest
+// version is newest cannot use.
+func checkVersion(v, newest int) error {
+	if v > newest {
+		return unusable(fmt.Errorf("schema version %d is newer than version %d, the newest this binary knows: run a newer posthorn or restore a backup", v, newest))
+	}
+	if v < 0 {
+		return unusable(fmt.Errorf("schema version %d is not a Posthorn schema version", v))
+	}
+	return nil
 }
 
 func userVersion(ctx context.Context, q rowQueryer) (int, error) {

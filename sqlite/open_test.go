@@ -136,9 +136,18 @@ func TestOpenPathWithURIBytes(t *testing.T) {
 	}
 }
 
-// TestOpenErrors checks that every way a file can be unusable gives an error
-// that names the file, and that the messages read well (golden file).
-func TestOpenErrors(t *testing.T) {
+// badFile is a database file that Open refuses: setup prepares it at
+// path (in a directory of its own, named no-such-dir/posthorn.db for the
+// case "missing directory").
+type badFile struct {
+	name  string
+	opts  Options
+	setup func(t *testing.T, path string)
+}
+
+// badFiles are the files an administrator may meet: random bytes, text, a
+// cut-off copy, damaged pages, a newer schema.
+func badFiles() []badFile {
 	validDB := func(t *testing.T, path string) {
 		s, err := Open(path, Options{})
 		if err != nil {
@@ -162,11 +171,7 @@ func TestOpenErrors(t *testing.T) {
 		}
 		return b
 	}
-	cases := []struct {
-		name  string
-		opts  Options
-		setup func(t *testing.T, path string) // prepares the file at path
-	}{
+	return []badFile{
 		{"missing directory", Options{}, func(t *testing.T, path string) {}},
 		{"path is a directory", Options{}, func(t *testing.T, path string) {
 			if err := os.Mkdir(path, 0o755); err != nil {
@@ -231,6 +236,12 @@ func TestOpenErrors(t *testing.T) {
 			}
 		}},
 	}
+}
+
+// TestOpenErrors checks that every way a file can be unusable gives an error
+// that names the file, and that the messages read well (golden file).
+func TestOpenErrors(t *testing.T) {
+	cases := badFiles()
 	var out bytes.Buffer
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -246,6 +257,9 @@ func TestOpenErrors(t *testing.T) {
 				t.Fatal("Open succeeded")
 			}
 			msg := err.Error()
+			if !Unusable(err) {
+				t.Errorf("error is not marked unusable: %v", err)
+			}
 			if !strings.Contains(msg, path) {
 				t.Errorf("error does not name the file %s: %v", path, err)
 			}

@@ -40,7 +40,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	sqlite3 "github.com/mattn/go-sqlite3"
+	// The driver registers itself as "sqlite3".
+	_ "github.com/mattn/go-sqlite3"
 )
 
 // Options tunes a Store. The zero value is the production default.
@@ -60,6 +61,13 @@ type Options struct {
 	// a cold disk. Without it Open still refuses a file that is not a
 	// database or whose schema pages are damaged or cut off.
 	QuickCheck bool
+	// Exclusive holds a lock on the file PATH.lock for as long as the store
+	// is open, and refuses to open (ErrLocked) while another process holds
+	// it: posthorn serve sets it, so that two daemons never follow the same
+	// log into one database. Stores opened without it (the commands that
+	// list, export or change something) do not take or heed the lock; SQLite's
+	// own locking keeps their transactions apart from serve's.
+	Exclusive bool
 	// Now is the clock for the created_at and updated_at columns (default
 	// time.Now).
 	Now func() time.Time
@@ -79,9 +87,11 @@ type Store struct {
 	stmts writeStmts
 	// fullConn is the writer connection while it is at synchronous=FULL
 	// (setSync).
-	fullConn atomic.Pointer[sqlite3.SQLiteConn]
+	fullConn atomic.Pointer[rawConn]
 
 	bounceRules atomic.Pointer[rulesBox]
+
+	lock *fileLock // Options.Exclusive
 
 	// afterStage, when set by a test, runs inside Commit after each stage of
 	// the transaction so the test can fail the transaction there.
@@ -98,8 +108,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
+	if errNoCgo != nil {
+		return nil, unusable(fmt.Errorf("open database %s: %w", path, errNoCgo))
+	}
 	if err := checkPath(path); err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, unusable(fmt.Errorf("open database %s: %w", path, err))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -118,6 +131,19 @@ func Open(path string, opts Options) (*Store, error) {
 		sync = "FULL"
 	}
 	s := &Store{path: path, now: opts.Now, full: opts.FullSync}
+	if opts.Exclusive {
+		// Before the first connection: a second serve must not even
+		// migrate the schema under the first.
+		if s.lock, err = acquireLock(abs); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.lock.release()
+		}
+	}()
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -171,6 +197,7 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open database %s: read pool: %w", path, explain(err))
 	}
+	ok = true
 	return s, nil
 }
 
@@ -181,7 +208,7 @@ func checkPath(path string) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("directory %s does not exist", dir)
+		return fmt.Errorf("directory %s does not exist: create it, owned by the user posthorn runs as", dir)
 	case err != nil:
 		return err
 	case !fi.IsDir():
@@ -202,24 +229,71 @@ func dsn(abs string, params url.Values) string {
 	return u.String()
 }
 
+// SQLite result codes (https://www.sqlite.org/rescode.html).
+const (
+	codeCorrupt              = 11   // SQLITE_CORRUPT
+	codeCantOpen             = 14   // SQLITE_CANTOPEN
+	codeNotADB               = 26   // SQLITE_NOTADB
+	codeConstraintPrimaryKey = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
+)
+
+// ErrUnusable marks an error that means the database cannot be used as it
+// is (damaged, not a database, a newer schema, a missing directory, a
+// binary without SQLite): trying again will not help, an administrator
+// must act. errors.Is(err, ErrUnusable) tells; see also Unusable.
+var ErrUnusable = errors.New("database unusable")
+
+type unusableError struct{ err error }
+
+func (e unusableError) Error() string        { return e.err.Error() }
+func (e unusableError) Unwrap() error        { return e.err }
+func (e unusableError) Is(target error) bool { return target == ErrUnusable }
+
+// unusable marks err as ErrUnusable.
+func unusable(err error) error { return unusableError{err} }
+
+// Unusable reports whether err means the database file cannot be used as
+// it is: an error of Open or Check marked ErrUnusable, or an SQLite error
+// saying the file is damaged or no database, which a read of a damaged page
+// returns long after Open.
+func Unusable(err error) bool {
+	if errors.Is(err, ErrUnusable) {
+		return true
+	}
+	code, _, ok := resultCode(err)
+	return ok && (code == codeCorrupt || code == codeNotADB)
+}
+
 // explain adds what a person should do to the two errors that mean the file
 // is not a usable database.
 func explain(err error) error {
-	var se sqlite3.Error
-	if errors.As(err, &se) {
-		switch se.Code {
-		case sqlite3.ErrNotADB:
-			return fmt.Errorf("not a SQLite database (move it aside or restore a backup): %w", err)
-		case sqlite3.ErrCorrupt:
-			return fmt.Errorf("database is damaged (move it aside or restore a backup): %w", err)
+	if code, _, ok := resultCode(err); ok {
+		switch code {
+		case codeNotADB:
+			return unusable(fmt.Errorf("not a SQLite database (move it aside or restore a backup): %w", err))
+		case codeCorrupt:
+			return unusable(fmt.Errorf("database is damaged (move it aside or restore a backup): %w", err))
+		case codeCantOpen:
+			return unusable(fmt.Errorf("cannot open the file (may the user running posthorn read and write it and its directory?): %w", err))
 		}
 	}
 	return err
 }
 
+// Explain names the store's file and says what to do when err means the
+// database is damaged. SQLite finds a damaged page only when a statement
+// reads it, so an error of any method may be one; other errors are returned
+// unchanged.
+func (s *Store) Explain(err error) error {
+	if err == nil || errors.Is(err, ErrUnusable) || !Unusable(err) {
+		return err
+	}
+	return fmt.Errorf("database %s: %w", s.path, explain(err))
+}
+
 // initWriter connects the writer, which is the first moment SQLite reads the
 // file, checks it, migrates it and prepares the statements Commit reuses.
-func (s *Store) initWriter(ctx context.Context, quickCheck bool) error {
+func (s *Store) initWriter(ctx context.Context, check bool) error {
 	var mode string
 	// journal_mode both tells whether the DSN's WAL took and is the first
 	// read of the file header, where a file that is no database fails.
@@ -232,8 +306,8 @@ func (s *Store) initWriter(ctx context.Context, quickCheck bool) error {
 	if err := s.migrate(ctx); err != nil {
 		return err
 	}
-	if quickCheck {
-		if err := s.quickCheck(ctx); err != nil {
+	if check {
+		if err := quickCheck(ctx, s.w); err != nil {
 			return err
 		}
 	}
@@ -244,10 +318,10 @@ func (s *Store) initWriter(ctx context.Context, quickCheck bool) error {
 // every page but not that indexes match their tables. On this project's
 // development machine it read a 470 MB file (a million events) in about one
 // second with the file in the page cache.
-func (s *Store) quickCheck(ctx context.Context) error {
+func quickCheck(ctx context.Context, db *sql.DB) error {
 	const show = 5
 	// One more problem than is shown tells whether there are more.
-	rows, err := s.w.QueryContext(ctx, fmt.Sprintf("PRAGMA quick_check(%d)", show+1))
+	rows, err := db.QueryContext(ctx, fmt.Sprintf("PRAGMA quick_check(%d)", show+1))
 	if err != nil {
 		return fmt.Errorf("check database: %w", err)
 	}
@@ -275,8 +349,8 @@ func (s *Store) quickCheck(ctx context.Context) error {
 			more = "; ..."
 			problems = problems[:show]
 		}
-		return fmt.Errorf("check database: database is damaged (move it aside or restore a backup): %s%s",
-			strings.Join(problems, "; "), more)
+		return unusable(fmt.Errorf("database is damaged (move it aside or restore a backup): %s%s",
+			strings.Join(problems, "; "), more))
 	}
 	return nil
 }
@@ -325,9 +399,9 @@ func (s *Store) write(ctx context.Context, durable bool, fn func(*sql.Tx) error)
 // back is then off the milter's path, which waits for the durable commit
 // and for nothing after it.
 func (s *Store) setSync(ctx context.Context, conn *sql.Conn, durable bool) error {
-	var dc *sqlite3.SQLiteConn
+	var dc *rawConn
 	if err := conn.Raw(func(c any) error {
-		dc, _ = c.(*sqlite3.SQLiteConn)
+		dc, _ = c.(*rawConn)
 		return nil
 	}); err != nil {
 		return err
@@ -360,6 +434,9 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
+	// Last: the lock covers the checkpoint that closing the writer does.
+	errs = append(errs, s.lock.release())
+	s.lock = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close database %s: %w", s.path, err)
 	}
