@@ -113,8 +113,7 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	cfg, store, err := openStore(*cfgPath)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn blocks", err)
 	}
 	defer store.Close()
 	clk, err := newClock()
@@ -128,7 +127,7 @@ func runBlocks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail("%v", err)
 	}
-	b := blockCLI{ctx: ctx, svc: svc, loc: sched.Loc, o: o, reason: reason, stdout: stdout, stderr: stderr}
+	b := blockCLI{ctx: ctx, svc: svc, loc: sched.Loc, o: o, reason: reason, stdout: stdout, stderr: stderr, store: store}
 	switch action {
 	case "add":
 		return b.add(operands)
@@ -158,6 +157,7 @@ type blockCLI struct {
 	o              blockOpts
 	reason         blocks.Reason
 	stdout, stderr io.Writer
+	store          *sqlite.Store // for Explain
 }
 
 // when is when a new registration takes effect, from --now and --at.
@@ -269,8 +269,7 @@ func (b blockCLI) list() int {
 	}
 	entries, err := b.svc.List(b.ctx, q)
 	if err != nil {
-		fmt.Fprintf(b.stderr, "posthorn blocks list: %v\n", err)
-		return exitFail
+		return report(b.stderr, "posthorn blocks list", b.store.Explain(err))
 	}
 	w := bufio.NewWriter(b.stdout)
 	fmt.Fprintf(w, "%-40s %-10s %-11s %-19s %-19s\n", "ADDRESS", "REASON", "STATUS", "EFFECTIVE", "REMOVED/EXPIRES")
@@ -297,8 +296,7 @@ var blockCSVHeader = []string{"address", "reason", "status", "occurrences", "cre
 func (b blockCLI) export(out io.Writer) int {
 	entries, err := b.svc.List(b.ctx, sqlite.BlockQuery{Removed: b.o.removed})
 	if err != nil {
-		fmt.Fprintf(b.stderr, "posthorn blocks export: %v\n", err)
-		return exitFail
+		return report(b.stderr, "posthorn blocks export", b.store.Explain(err))
 	}
 	w := csv.NewWriter(out)
 	_ = w.Write(blockCSVHeader)

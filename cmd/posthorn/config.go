@@ -51,16 +51,53 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (pos []string, code int, 
 	}
 }
 
-func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
+const checkConfigUsage = `usage: posthorn check-config [--config FILE] [--config-only]
+
+Checks the config file, then what posthorn serve needs beyond it, as the
+user running the check: the directory of store.path exists and is writable;
+the database, if there is one, is readable and writable, is a SQLite
+database, passes SQLite's quick check and has no schema newer than this
+binary's; the mail log (maillog.path) is a regular file this user may read,
+or journalctl runs (maillog.journald). A mail log that does not exist yet is
+a warning: Postfix may not have written it. Run it as the service's user to
+check that user's access: sudo -u posthorn posthorn check-config.
+
+Every problem is one line naming the key and the file. The database is only
+read (it may be checked while posthorn serve runs), and no file is created.
+Exit status: 0 when serve can start, 2 otherwise.
+
+Flags:
+`
+
+func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, checkConfigUsage)
+		fs.PrintDefaults()
+	}
 	path := configFlag(fs)
+	configOnly := fs.Bool("config-only", false, "check the file alone, not the database and the mail log it names (a file prepared for another machine)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
+	}
+	if !*configOnly {
+		r := checkEnvironment(ctx, cfg, "journalctl")
+		for _, w := range r.warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		for _, p := range r.problems {
+			fmt.Fprintln(stderr, p)
+		}
+		if len(r.problems) > 0 {
+			fmt.Fprintf(stderr, "%s: the file is valid, but posthorn serve cannot start (%d problem(s) above)\n", *path, len(r.problems))
+			return exitConfig
+		}
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK

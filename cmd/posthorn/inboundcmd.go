@@ -80,8 +80,7 @@ func runLogInbound(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	_, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn log inbound", err)
 	}
 	defer store.Close()
 
@@ -97,8 +96,7 @@ func runLogInbound(ctx context.Context, args []string, stdout, stderr io.Writer)
 		err = writeInboundTable(ctx, store, q, stdout)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "posthorn log inbound: %v\n", err)
-		return exitFail
+		return report(stderr, "posthorn log inbound", store.Explain(err))
 	}
 	return exitOK
 }

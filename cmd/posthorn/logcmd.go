@@ -54,8 +54,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	q.Limit = *limit
 	_, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn log events", err)
 	}
 	defer store.Close()
 	if *batch != "" {
@@ -63,8 +62,7 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	rows, err := store.WebhookLog(ctx, q)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+		return report(stderr, "posthorn log events", store.Explain(err))
 	}
 	if *asCSV {
 		err = writeLogCSV(stdout, rows)
@@ -167,8 +165,7 @@ func oneLine(s string, n int) string {
 func showBatch(ctx context.Context, store *sqlite.Store, id string, stdout, stderr io.Writer) int {
 	b, attempts, ok, err := store.WebhookBatchByID(ctx, id)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+		return report(stderr, "posthorn log events", store.Explain(err))
 	}
 	if !ok {
 		fmt.Fprintf(stderr, "posthorn log events: no batch %s\n", id)
@@ -194,8 +191,7 @@ func showBatch(ctx context.Context, store *sqlite.Store, id string, stdout, stde
 	}
 	evs, err := store.BatchEvents(ctx, id)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+		return report(stderr, "posthorn log events", store.Explain(err))
 	}
 	fmt.Fprintln(stdout, "\nevents:")
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

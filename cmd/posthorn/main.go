@@ -16,14 +16,6 @@ import (
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
-// Exit codes: 2 is a configuration or usage error, which systemd's
-// RestartPreventExitStatus=2 keeps from restarting in a loop.
-const (
-	exitOK     = 0
-	exitFail   = 1
-	exitConfig = 2
-)
-
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) int

@@ -44,14 +44,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	_, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn replay", err)
 	}
 	defer store.Close()
 	batches, events, err := store.Requeue(ctx, q, now)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+		return report(stderr, "posthorn replay", store.Explain(err))
 	}
 	fmt.Fprintf(stdout, "re-queued %d batches (%d events) with events %s; posthorn serve posts them within seconds\n",
 		batches, events, period(q))

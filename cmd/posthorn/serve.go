@@ -54,7 +54,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 	go rl.run(rctx, hup)
 	if err := serve(ctx, cfg, log, daemon{notify: sd, reload: rl}); err != nil {
 		log.Error("posthorn stopped", "err", err)
-		return exitFail
+		return exitFor(err)
 	}
 	return exitOK
 }
@@ -120,12 +120,17 @@ func (o observedSink) Commit(ctx context.Context, b event.Batch) error {
 }
 
 // serve follows the maillog into the store until ctx is done.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) error {
-	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{})
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) (err error) {
+	// Exclusive: two daemons following one log into one store would
+	// store every event twice over and race for the log position.
+	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{Exclusive: true})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	// A damaged page shows only when a statement reads it, as "database
+	// disk image is malformed": name the file and what to do.
+	defer func() { err = store.Explain(err) }()
 
 	tailer, err := newTailer(ctx, cfg, store, log)
 	if err != nil {

@@ -52,7 +52,7 @@ type settingsDoc struct {
 func openStore(path string) (*config.Config, *sqlite.Store, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, configError{err}
 	}
 	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{})
 	if err != nil {
@@ -115,8 +115,7 @@ func runSettings(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	cfg, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn settings "+verb, err)
 	}
 	defer store.Close()
 	if verb == "export" {
@@ -131,8 +130,7 @@ var stdin io.Reader = os.Stdin
 func exportSettings(ctx context.Context, store *sqlite.Store, file string, stdout, stderr io.Writer) int {
 	s, saved, err := store.EventWebhookSettings(ctx)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+		return report(stderr, "posthorn settings export", store.Explain(err))
 	}
 	var b bytes.Buffer
 	b.WriteString("# Posthorn webhook settings (posthorn settings import FILE). This file holds\n# secrets: keep it private.\n")
@@ -216,8 +214,7 @@ func importSettings(ctx context.Context, cfg *config.Config, store *sqlite.Store
 		return exitConfig
 	}
 	if err := store.SaveEventWebhookSettingsHTTP(ctx, s, cfg.AllowInsecureHTTP); err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitFail
+		return report(stderr, "posthorn settings import", store.Explain(err))
 	}
 	fmt.Fprintf(stdout, "imported %s\n", s)
 	return exitOK

@@ -36,8 +36,7 @@ func runTestWebhook(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	cfg, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn test-webhook", err)
 	}
 	s, saved, err := store.EventWebhookSettings(ctx)
 	store.Close()

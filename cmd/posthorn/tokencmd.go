@@ -69,8 +69,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
+		return report(stderr, "posthorn token", err)
 	}
 	defer store.Close()
 	// The suppression list's clock, which tests set (POSTHORN_TEST_CLOCK).
@@ -85,8 +84,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case "add":
 		token, hash := ui.NewAPIToken()
 		if err := store.AddAPIToken(ctx, name, hash, clk.Now()); err != nil {
-			fmt.Fprintln(stderr, "posthorn token:", err)
-			return exitFail
+			return report(stderr, "posthorn token", store.Explain(err))
 		}
 		// The token alone on standard output, so that
 		// TOKEN=$(posthorn token add NAME) works; the rest on stderr.
@@ -95,15 +93,13 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		tokenNotes(ctx, cfg, store, stderr)
 	case "revoke":
 		if err := store.RevokeAPIToken(ctx, name, clk.Now()); err != nil {
-			fmt.Fprintln(stderr, "posthorn token:", err)
-			return exitFail
+			return report(stderr, "posthorn token", store.Explain(err))
 		}
 		fmt.Fprintf(stdout, "token %s revoked\n", name)
 	case "list":
 		tokens, err := store.APITokens(ctx)
 		if err != nil {
-			fmt.Fprintln(stderr, "posthorn token:", err)
-			return exitFail
+			return report(stderr, "posthorn token", store.Explain(err))
 		}
 		loc := cfg.UI.Location()
 		show := func(t time.Time) string {

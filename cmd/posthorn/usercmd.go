@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
@@ -84,15 +83,9 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 
-	cfg, err := config.Load(*path)
+	cfg, store, err := openStore(*path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitConfig
-	}
-	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{})
-	if err != nil {
-		fmt.Fprintln(stderr, "posthorn user:", err)
-		return exitFail
+		return report(stderr, "posthorn user", err)
 	}
 	defer store.Close()
 
@@ -100,8 +93,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "list":
 		users, err := store.Users(ctx)
 		if err != nil {
-			fmt.Fprintln(stderr, "posthorn user:", err)
-			return exitFail
+			return report(stderr, "posthorn user", store.Explain(err))
 		}
 		for _, u := range users {
 			fmt.Fprintln(stdout, u)
@@ -109,8 +101,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "del":
 		if err := store.DeleteUser(ctx, name); err != nil {
-			fmt.Fprintln(stderr, "posthorn user:", err)
-			return exitFail
+			return report(stderr, "posthorn user", store.Explain(err))
 		}
 		fmt.Fprintf(stdout, "user %s deleted\n", name)
 		return exitOK
@@ -119,8 +110,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if action == "add" {
 		// Fail before asking for a password that would be thrown away.
 		if _, ok, err := store.UserPasswordHash(ctx, name); err != nil {
-			fmt.Fprintln(stderr, "posthorn user:", err)
-			return exitFail
+			return report(stderr, "posthorn user", store.Explain(err))
 		} else if ok {
 			fmt.Fprintf(stderr, "posthorn user: add user %s: %v\n", name, sqlite.ErrUserExists)
 			return exitFail
@@ -146,8 +136,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = store.SetUserPassword(ctx, name, hash)
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "posthorn user:", err)
-		return exitFail
+		return report(stderr, "posthorn user", store.Explain(err))
 	}
 	if action == "add" {
 		fmt.Fprintf(stdout, "user %s added\n", name)
