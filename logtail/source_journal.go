@@ -393,3 +393,43 @@ func (b *tailBuffer) String() string {
 	defer b.mu.Unlock()
 	return string(b.buf)
 }
+
+// JournalEnd returns the cursor of the journal's newest entry, by running
+// `journalctl --lines=1 --output=json` once; ok is false when the journal
+// has no entry this user may read. A first run with StartEnd stores it at
+// once and then follows from it (--after-cursor), so that a crash before
+// the first mail line cannot move the start past the lines written in
+// between, as --lines=0 on the next start would. The entry need not match
+// the source's filters: a cursor names a place in the journal, and
+// --after-cursor with filters reads the matching entries after it
+// (journalctl(1)).
+func JournalEnd(ctx context.Context, journalctl string) (cur event.Cursor, ok bool, err error) {
+	if journalctl == "" {
+		journalctl = "journalctl"
+	}
+	cmd := exec.CommandContext(ctx, journalctl, "--quiet", "--no-pager", "--lines=1", "--output=json")
+	setProcessGroup(cmd)
+	cmd.WaitDelay = 2 * time.Second
+	var stderr tailBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return event.Cursor{}, false, fmt.Errorf("read the end of the journal: %s: %w", journalctl, err)
+	}
+	// One record is asked for; should there be more, the last is newest.
+	var last string
+	for _, rec := range bytes.Split(out, []byte("\n")) {
+		if rec = bytes.TrimSpace(rec); len(rec) > 0 {
+			if c := journalCursor(rec); c != "" {
+				last = c
+			}
+		}
+	}
+	if last == "" {
+		return event.Cursor{}, false, nil
+	}
+	return event.Cursor{Source: "journald", Journal: last}, true, nil
+}

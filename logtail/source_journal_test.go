@@ -18,7 +18,7 @@ import (
 // journalStub is a stand-in for journalctl: run N prints runN.json to
 // stdout and runN.stderr (then "stderr") to stderr, records its arguments
 // and pid, and then exits 1, or stays up like `journalctl --follow` when
-// runN.stay exists.
+// runN.stay exists, or exits 0 when runN.ok exists.
 type journalStub struct {
 	t   *testing.T
 	dir string
@@ -35,6 +35,7 @@ echo $$ > "$dir/pid$n"
 [ -f "$dir/run$n.stderr" ] && cat "$dir/run$n.stderr" >&2
 [ -f "$dir/stderr" ] && cat "$dir/stderr" >&2
 [ -f "$dir/run$n.stay" ] && exec sleep 600
+[ -f "$dir/run$n.ok" ] && exit 0
 exit 1
 `
 
@@ -307,5 +308,33 @@ func BenchmarkJournalSource(b *testing.B) {
 			n += len(buf)
 		}
 		src.Close()
+	}
+}
+
+// JournalEnd takes the cursor of the newest entry from one
+// `journalctl --lines=1` run; an empty journal has none; a failing
+// journalctl is an error with its stderr.
+func TestJournalEnd(t *testing.T) {
+	stub := newJournalStub(t)
+	run1 := stub.copy("run1.json", "run1.json")
+	stub.put("run1.ok", "")
+	stub.put("run2.ok", "") // no output: an empty journal
+	stub.put("run3.stderr", "Failed to open journal: Permission denied\n")
+
+	recs := strings.Split(strings.TrimSpace(run1), "\n")
+	want := journalCursor([]byte(recs[len(recs)-1]))
+	cur, ok, err := JournalEnd(context.Background(), stub.bin)
+	if err != nil || !ok || cur != (event.Cursor{Source: "journald", Journal: want}) || want == "" {
+		t.Errorf("JournalEnd = %+v, %v, %v; want the cursor %q", cur, ok, err, want)
+	}
+	if _, ok, err := JournalEnd(context.Background(), stub.bin); ok || err != nil {
+		t.Errorf("empty journal: ok %v, err %v", ok, err)
+	}
+	_, _, err = JournalEnd(context.Background(), stub.bin)
+	if err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		t.Errorf("failing journalctl: err %v", err)
+	}
+	if got := stub.args(); got != strings.Repeat("--quiet --no-pager --lines=1 --output=json\n", 3) {
+		t.Errorf("arguments:\n%s", got)
 	}
 }

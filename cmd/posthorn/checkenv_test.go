@@ -5,12 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -340,6 +342,61 @@ func TestSecondServeRefused(t *testing.T) {
 	for _, args := range [][]string{{"user", "list"}, {"log", "events"}, {"blocks", "list"}, {"check-config"}} {
 		if code, _, errs := runCmd(t, append(args, "--config", cfg)...); code != exitOK {
 			t.Errorf("%s beside serve: exit %d\n%s", strings.Join(args, " "), code, errs)
+		}
+	}
+}
+
+// With journald, the first start stores the journal's end at once, as it
+// does a file's, and follows from it: a crash before the first mail line
+// then resumes there instead of at a later end.
+func TestJournaldFirstStartStoresPosition(t *testing.T) {
+	argsFile := filepath.Join(t.TempDir(), "args")
+	fakeJournalctl(t, fmt.Sprintf(`echo "$*" >> %q
+case "$*" in
+*--lines=1*) echo '{"__CURSOR":"s=abc;i=42","MESSAGE":"boot"}'; exit 0 ;;
+esac
+exec sleep 600
+`, argsFile))
+	cfgPath, _ := storeConfig(t, t.TempDir(), "")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(cfg.Store.Path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	tailer, err := newTailer(ctx, cfg, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Stored before a single line was read.
+	cur, ok, err := store.Cursor(ctx, "journald")
+	if err != nil || !ok || cur.Journal != "s=abc;i=42" {
+		t.Errorf("stored cursor = %+v, %v, %v; want the journal's end", cur, ok, err)
+	}
+	tailer.Source.Close()
+
+	// The next start resumes from the stored cursor and asks no end.
+	tailer, err = newTailer(ctx, cfg, store, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tailer.Source.Close()
+	b, err := os.ReadFile(argsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(runs) == 0 || !strings.Contains(runs[0], "--lines=1") {
+		t.Fatalf("journalctl runs: %q", runs)
+	}
+	for _, r := range runs[1:] {
+		if strings.Contains(r, "--lines=1") {
+			t.Errorf("the end was asked for again: %q", runs)
 		}
 	}
 }

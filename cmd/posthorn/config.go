@@ -87,7 +87,7 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		return exitConfig
 	}
 	if !*configOnly {
-		r := checkEnvironment(ctx, cfg, "journalctl")
+		r := checkEnvironment(ctx, cfg, journalctl)
 		for _, w := range r.warnings {
 			fmt.Fprintln(stderr, "warning:", w)
 		}

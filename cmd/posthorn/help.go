@@ -74,8 +74,9 @@ const reloadApplies = `log.level takes effect at once; other changes are logged 
 func configIntro() []string {
 	return []string{
 		fmt.Sprintf("posthorn reads its settings from a TOML file, by default %s "+
-			"(the --config flag of serve and check-config chooses another). Every key is optional: "+
-			"a missing key takes the default shown. Check a file with \"posthorn check-config\"; "+
+			"(every command that reads it or the database takes --config FILE to choose another). Every key is optional: "+
+			"a missing key takes the default shown. Check a file with \"posthorn check-config\", which also checks "+
+			"the database and the mail log it names (--config-only: the file alone); "+
 			"errors name the key and the line, and serve exits with status 2 on them.", config.DefaultPath),
 		`Durations are strings in Go syntax ("90s", "1h30m") or whole days, alone or in front of Go syntax ("7d", "1d12h").`,
 		`"posthorn serve" re-reads the file on SIGHUP (systemctl reload posthorn): ` + reloadApplies,
@@ -208,12 +209,15 @@ func manPage(w io.Writer, commands []command, fields []config.Field) {
 	p("%s", roff("Set by systemd for a Type=notify service: serve reports READY=1 there once the store "+
 		"is migrated and the mail log is open, RELOADING=1 and READY=1 around a reload, and STOPPING=1."))
 	p(".SH EXIT STATUS")
-	p("%s", roff("0 on success, 1 on a runtime failure, 2 on a configuration or usage error "+
-		"(the unit's RestartPreventExitStatus=2 keeps systemd from restarting in a loop)."))
+	p("%s", roff("0 on success; 2 when an administrator must act first: a usage or configuration error, "+
+		"or a database that cannot be used as it is (damaged, not a database, a newer schema, a missing directory), "+
+		"which the unit's RestartPreventExitStatus=2 keeps systemd from restarting in a loop; "+
+		"1 on any other failure, which may pass (an endpoint down, a busy database, another serve holding the database)."))
 	p(".SH FILES")
 	for _, f := range [][2]string{
 		{config.DefaultPath, "the configuration file"},
 		{"/var/lib/posthorn/posthorn.db", "the database (with its -wal and -shm files)"},
+		{"/var/lib/posthorn/posthorn.db.lock", "locked by posthorn serve while it runs, so that a second serve refuses to start"},
 		{"/usr/lib/systemd/system/posthorn.service", "the systemd unit"},
 	} {
 		p(".TP")

@@ -27,7 +27,7 @@ func init() {
 	commands = []command{
 		{"serve", "run the daemon: follow the maillog, post the webhooks, run the milter and the console", runServe},
 		{"parse", "print the delivery events of maillog text (files or stdin)", runParse},
-		{"check-config", "validate the config file", runCheckConfig},
+		{"check-config", "validate the config file and the database and mail log it names", runCheckConfig},
 		{"demo", "replay a bundled Postfix maillog through the pipeline; no Postfix or setup needed", runDemo},
 		{"help", "help on a command; help config: the config file; help man: man page", runHelp},
 		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) int {

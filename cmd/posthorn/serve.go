@@ -220,6 +220,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 // second is nothing next to the Event Webhook's batching interval.
 const tailLinger = 100 * time.Millisecond
 
+// journalctl is the program the journald source runs, looked up in PATH.
+const journalctl = "journalctl"
+
 // newTailer restores the log reader where the last run committed it.
 func newTailer(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger) (*logtail.Tailer, error) {
 	m := cfg.Maillog
@@ -250,8 +253,25 @@ func newTailer(ctx context.Context, cfg *config.Config, store *sqlite.Store, log
 	ref := time.Now()
 	var src logtail.Source
 	if m.Journald {
+		if !ok && logtail.Start(m.Start) != logtail.StartBegin {
+			// As for a file below: store where the very first run
+			// starts, the journal's newest entry, and follow from it.
+			var end event.Cursor
+			var found bool
+			end, found, err = logtail.JournalEnd(ctx, journalctl)
+			if err != nil {
+				return nil, err
+			}
+			if found {
+				if err := store.Commit(ctx, event.Batch{Cursor: end}); err != nil {
+					return nil, err
+				}
+				cur = end
+			}
+		}
 		src, err = logtail.NewJournalSource(cur, logtail.JournalOptions{
-			Start: logtail.Start(m.Start), Units: m.JournaldUnits, Identifiers: m.JournaldIdentifiers, Logger: log,
+			Journalctl: journalctl,
+			Start:      logtail.Start(m.Start), Units: m.JournaldUnits, Identifiers: m.JournaldIdentifiers, Logger: log,
 		})
 	} else {
 		if fi, serr := os.Stat(m.Path); serr == nil {
