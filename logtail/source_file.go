@@ -145,6 +145,12 @@ func (s *FileSource) begin(c event.Cursor, st Start) error {
 	if err != nil {
 		return err
 	}
+	if f == nil {
+		// Once, not at every poll: a Postfix that has not logged yet is
+		// normal; a wrong path is not, and would otherwise go unnoticed.
+		// openLate says when the file appears.
+		s.log.Warn("log file does not exist yet; waiting for it (is maillog.path the file Postfix or syslog writes?)", "path", s.path)
+	}
 	if s.ownCursor(c) {
 		cid := fileID{dev: c.Dev, ino: c.Inode}
 		if f != nil && identity(fi) == cid {

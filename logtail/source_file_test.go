@@ -769,3 +769,20 @@ func BenchmarkFileSource(b *testing.B) {
 		}
 	}
 }
+
+// A missing file is reported once at the start, and again when it appears.
+func TestFileSourceMissingFileLogged(t *testing.T) {
+	l := newFileLab(t)
+	src := l.open(event.Cursor{}, FileOptions{Start: StartEnd})
+	l.logged("log file does not exist yet")
+	if strings.Contains(l.log.String(), "log file appeared") {
+		t.Errorf("appeared before it did:\n%s", l.log.String())
+	}
+	l.append("mail.log", "a\n")
+	l.expect(src, 10, "a @mail.log#1:2")
+	l.logged("log file appeared")
+	if n := strings.Count(l.log.String(), "does not exist yet"); n != 1 {
+		t.Errorf("missing file logged %d times, want once:\n%s", n, l.log.String())
+	}
+	src.Close()
+}

@@ -172,6 +172,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	store.SetBounceRules(rules)
 	defer startBlocks(ctx, blockSvc, log)()
 	tailer.Sink = countingSink{wh.sink(store), m}
+	source := "the journal (maillog.journald)"
+	if !cfg.Maillog.Journald {
+		source = filepath.Clean(cfg.Maillog.Path)
+	}
+	tailer.Sink = healthSink{tailer.Sink, newLogHealth(log, source, tailer.Summary, time.Now)}
 	if d.observe != nil {
 		tailer.Sink = observedSink{tailer.Sink, d.observe}
 	}
