@@ -264,8 +264,9 @@ func Unusable(err error) bool {
 	return ok && (code == codeCorrupt || code == codeNotADB)
 }
 
-// explain adds what a person should do to the two errors that mean the file
-// is not a usable database.
+// explain adds what a person should do to the errors that mean the file is
+// not a usable database, or cannot be opened at all, and marks them
+// ErrUnusable.
 func explain(err error) error {
 	if code, _, ok := resultCode(err); ok {
 		switch code {
