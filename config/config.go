@@ -231,6 +231,16 @@ type Store struct {
 	// settings. An absolute path; the directory must be writable by
 	// posthorn, which also creates the -wal and -shm files next to it.
 	Path string `toml:"path"`
+
+	// How long the logs are kept: the Event Webhook log with its
+	// attempts, the delivery events, the inbound log, bounce messages
+	// read, bounce counts and the suppression list's removed entries.
+	// serve deletes older rows a minute after it starts and then hourly,
+	// but never what is still to be done: events not yet posted, posts
+	// queued or deferred, entries scheduled or in effect. Bounce mail
+	// about a delivery older than this no longer finds it. From 1d to
+	// 3650d; "0" keeps everything.
+	Retention Duration `toml:"retention"`
 }
 
 // Maillog is the [maillog] table.
@@ -469,7 +479,7 @@ func (u *UI) TLS() bool { return u.TLSCert != "" && u.TLSKey != "" }
 // server_composition defaults to the hostname that the file may set.
 func defaults() Config {
 	return Config{
-		Store: Store{Path: "/var/lib/posthorn/posthorn.db"},
+		Store: Store{Path: "/var/lib/posthorn/posthorn.db", Retention: Duration(30 * day)},
 		Maillog: Maillog{
 			Path:                "/var/log/mail.log",
 			JournaldUnits:       []string{},

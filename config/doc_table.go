@@ -34,6 +34,12 @@ var fields = []Field{
 		Doc:     "The SQLite database holding the spool, the logs and the webhook settings. An absolute path; the directory must be writable by posthorn, which also creates the -wal and -shm files next to it.",
 	},
 	{
+		Key:     "store.retention",
+		Type:    "duration",
+		Default: `"30d"`,
+		Doc:     `How long the logs are kept: the Event Webhook log with its attempts, the delivery events, the inbound log, bounce messages read, bounce counts and the suppression list's removed entries. serve deletes older rows a minute after it starts and then hourly, but never what is still to be done: events not yet posted, posts queued or deferred, entries scheduled or in effect. Bounce mail about a delivery older than this no longer finds it. From 1d to 3650d; "0" keeps everything.`,
+	},
+	{
 		Key:     "maillog",
 		Type:    "table",
 		Default: "",

@@ -43,6 +43,9 @@ func (v *validator) check(c *Config) {
 		}
 	}
 	v.absolute("store.path", c.Store.Path)
+	if r := c.Store.Retention; r != 0 && (r < Duration(day) || r > Duration(3650*day)) {
+		v.errorf("store.retention", `must be "0" (keep everything) or from 1d to 3650d, got %v`, r)
+	}
 
 	m := &c.Maillog
 	if m.Journald {
