@@ -19,6 +19,7 @@ import (
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/logtail"
+	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
 
@@ -36,6 +37,7 @@ type metrics struct {
 	postSeconds   *prometheus.HistogramVec // by webhook
 	milterResults *prometheus.CounterVec   // by decision
 	milterSeconds prometheus.Histogram
+	pruned        *prometheus.CounterVec // by table
 
 	mu     sync.Mutex
 	tailer *logtail.Tailer
@@ -84,9 +86,18 @@ func newMetrics(now func() time.Time) *metrics {
 			Help:    "Time the inbound milter took to answer at the end of a message, while Postfix waits.",
 			Buckets: milterBuckets,
 		}),
+		pruned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posthorn_store_pruned_rows_total",
+			Help: "Rows deleted from the store because they were older than store.retention (observations: milter.observation_ttl), by table.",
+		}, []string{"table"}),
 		now: now,
 	}
-	m.reg.MustRegister(m.events, m.postAttempts, m.postSeconds, m.milterResults, m.milterSeconds,
+	// Every table is exported from the start, so that a rate over the
+	// first prune sees it go up from 0.
+	for _, t := range prunedTables {
+		m.pruned.WithLabelValues(t)
+	}
+	m.reg.MustRegister(m.events, m.postAttempts, m.postSeconds, m.milterResults, m.milterSeconds, m.pruned,
 		(*pipelineCollector)(m),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -126,6 +137,13 @@ func (m *metrics) observePost(r dispatcher.PostReport) {
 func (m *metrics) observeMilter(decision string, took time.Duration) {
 	m.milterResults.WithLabelValues(decision).Inc()
 	m.milterSeconds.Observe(took.Seconds())
+}
+
+// observePruned counts the rows a prune deleted.
+func (m *metrics) observePruned(p sqlite.Pruned) {
+	for t, n := range p {
+		m.pruned.WithLabelValues(t).Add(float64(n))
+	}
 }
 
 // countingSink counts the events of each batch the store committed.

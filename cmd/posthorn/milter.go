@@ -139,8 +139,8 @@ func (b bounceIntake) Bounce(ctx context.Context, m *milter.BounceMail) (string,
 }
 
 // inboundSvc runs the Inbound Webhook inside serve: the milter's two roles
-// (when configured), the dispatcher that posts captured mail, a settings
-// poller and the pruning of old observations.
+// (when configured), the dispatcher that posts captured mail and a settings
+// poller. Old observations are pruned with the logs (retention.go).
 type inboundSvc struct {
 	srv       *milter.Server // nil when no role is configured
 	listeners []net.Listener
@@ -250,27 +250,6 @@ func startInbound(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 			describeInbound(log, next, saved, "inbound settings changed")
 			s.d.Notify()
 		})
-	})
-	s.wg.Go(func() {
-		// Observations are only useful until the Event Webhook has read
-		// the message's lines; a day's worth of pruning at a time keeps
-		// each write short.
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			if n, err := store.PruneObservations(rctx, time.Now().Add(-time.Duration(mc.ObservationTTL)), 10000); err != nil {
-				if rctx.Err() == nil {
-					log.Warn("prune observations", "err", err)
-				}
-			} else if n > 0 {
-				log.Debug("pruned observations", "rows", n)
-			}
-			select {
-			case <-rctx.Done():
-				return
-			case <-t.C:
-			}
-		}
 	})
 	return s.stop, nil
 }

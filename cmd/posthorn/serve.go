@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	}
 	defer tailer.Source.Close()
 	m := newMetrics(time.Now)
+	defer startPruner(ctx, cfg, store, log, m)()
 	alerts := newAlertWatcher(cfg.Alerts, log, time.Now)
 	if err := alerts.resume(ctx, store); err != nil {
 		return err
