@@ -374,8 +374,9 @@ func (u *UI) Location() *time.Location {
 type Webhook struct {
 	// The most events that may wait to be posted to the Event Webhook
 	// endpoint. Past it the oldest waiting events are failed unposted,
-	// with a log line ("posthorn replay" re-queues them), so a dead
-	// endpoint cannot fill the disk. From 1000 to 100000000.
+	// with a log line ("posthorn replay" re-queues them), so that a dead
+	// endpoint cannot fill the disk: what is failed is deleted with the
+	// logs after store.retention. From 1000 to 100000000.
 	MaxPending int `toml:"max_pending"`
 }
 
