@@ -213,6 +213,8 @@ hostname = "demo.posthorn.test"
 
 [store]
 path = %q
+# The sample's events keep the date it was written: keep them however old.
+retention = "0"
 
 [maillog]
 path = %q
