@@ -29,22 +29,23 @@ import (
 //     watch period, or cancelled) before the cutoff. A live entry, scheduled
 //     or in effect, is never pruned.
 //
-// Open messages (message_ttl), observations (observation_ttl), sessions and
-// failed logins have their own, shorter lifetimes and are pruned where they
-// are used.
+// Open messages (message_ttl), observations (observation_ttl,
+// PruneObservations), sessions and failed logins have lifetimes of their
+// own.
 //
 // Every transaction reads at most batch log rows and deletes those of them
 // it may (with a batch's attempts and an event's bounce_lookup row), and
 // the writer connection goes back to the pool between two: database/sql
 // hands it to a writer that waits (the log reader's commit, a milter
 // capture) before this loop gets it again, so none waits for more than one
-// batch. Tables kept in the
-// order of their time index are walked along it from the oldest row, and
-// the walk resumes after the last row it read, so rows it must keep are
-// read once per run, not once per batch. The three smaller tables without
-// a time index (dsns, bounce_counts, blocks) are read on a reader
-// connection, which holds no lock, and only the rows found are deleted on
-// the writer, each checked again there.
+// batch. Tables kept in the order of their time index are walked along it
+// from the oldest row, and the walk resumes after the last row it read, so
+// rows it must keep are read once per run, not once per batch. The three
+// smaller tables without a time index (dsns, bounce_counts, blocks) are
+// read on a reader connection, which holds no lock, and only the rows
+// found are deleted on the writer, each checked again there. (An index on
+// bounce_counts' last_at would cost the log reader a write for every
+// bounce it counts; the other two stay small next to the logs.)
 //
 // A table's newest row is never deleted: SQLite gives a new row the largest
 // rowid plus one, so deleting the newest rows would hand their numbers out

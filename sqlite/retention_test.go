@@ -381,7 +381,10 @@ func TestPruneQueryPlans(t *testing.T) {
 		{`SELECT rowid, first_time, batch_id, state, lease_until IS NOT NULL FROM webhook_batches
 			WHERE first_time < 1 AND (first_time, rowid) > (0, 0) ORDER BY first_time, rowid LIMIT 5`, "webhook_batches_time"},
 		{`SELECT id, received, status FROM inbound_log WHERE received < 1 AND (received, id) > (0, 0) ORDER BY received, id LIMIT 5`, "inbound_log_received"},
+		{`SELECT min(first_seq) FROM webhook_batches WHERE first_time < 1`, "webhook_batches_time"},
 		{`DELETE FROM bounce_lookup WHERE message_id = '' AND seq = 1`, "PRIMARY KEY"},
+		{`SELECT address, class FROM bounce_counts WHERE (address, class) > ('', 0) AND last_at < 1 ORDER BY address, class LIMIT 5`, "PRIMARY KEY"},
+		{`SELECT id FROM dsns WHERE id > '' AND received_at < 1 ORDER BY id LIMIT 5`, "PRIMARY KEY"},
 	} {
 		rows, err := s.w.Query("EXPLAIN QUERY PLAN " + c.query)
 		if err != nil {
