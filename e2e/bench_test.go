@@ -116,7 +116,7 @@ func BenchmarkServeCatchUp(b *testing.B) {
 	for b.Loop() {
 		dir := b.TempDir()
 		cfg := filepath.Join(dir, "posthorn.toml")
-		os.WriteFile(cfg, []byte(fmt.Sprintf("[store]\npath = %q\n[maillog]\npath = %q\nstart = \"begin\"\nyear = 2026\ntimezone = \"UTC\"\n",
+		os.WriteFile(cfg, []byte(fmt.Sprintf("[store]\npath = %q\nretention = \"0\"\n[maillog]\npath = %q\nstart = \"begin\"\nyear = 2026\ntimezone = \"UTC\"\n",
 			filepath.Join(dir, "posthorn.db"), log)), 0o644)
 		cmd := exec.Command(posthorn, "serve", "--config", cfg)
 		start := time.Now()

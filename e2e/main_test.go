@@ -48,9 +48,12 @@ func TestMain(m *testing.M) {
 func writeConfig(t *testing.T, dir, maillog string, extra string) string {
 	t.Helper()
 	path := filepath.Join(dir, "posthorn.toml")
+	// retention "0": the logs replayed here carry fixed dates, which the
+	// pruner would otherwise start deleting a minute into a long test.
 	cfg := fmt.Sprintf(`hostname = "e2e"
 [store]
 path = %q
+retention = "0"
 [maillog]
 path = %q
 start = "begin"
