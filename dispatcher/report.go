@@ -1,8 +1,9 @@
 package dispatcher
 
 import (
-	"net/url"
 	"time"
+
+	"github.com/posthorn/posthorn/settings"
 )
 
 // Webhook names in a PostReport.
@@ -26,13 +27,7 @@ type PostReport struct {
 }
 
 // LogEndpoint is an endpoint URL as logs, alerts and metrics show it:
-// scheme, host and path. The query and user information are dropped, as
-// they are where receivers put tokens (WIRE.md allows basic
-// authentication in the URL).
-func LogEndpoint(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(unparsable endpoint)"
-	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
-}
+// scheme, host and path, without the query and user information where
+// receivers put tokens. It is settings.LogEndpoint, which the log commands
+// and the console use too.
+func LogEndpoint(raw string) string { return settings.LogEndpoint(raw) }

@@ -156,6 +156,15 @@ func (f InboundFilter) validate(e InboundErrors, p string, allowHTTP bool) {
 	// The endpoint and credential rules are the Event Webhook's (WIRE.md
 	// §1): running its validation on those fields makes both webhooks
 	// accept and refuse the same values, also when its rules change.
+	if f.Endpoint == "" {
+		// The Event Webhook's rules let an unused endpoint be empty; a
+		// filter always posts.
+		want := "an https:// URL"
+		if allowHTTP {
+			want = "an https:// or http:// URL"
+		}
+		e.add(p+"endpoint", "required: %s", want)
+	}
 	ew := Default()
 	ew.Endpoint, ew.BasicUser, ew.BasicPassword = f.Endpoint, f.BasicUser, f.BasicPassword
 	ew.APIKey, ew.APIKeyBearer, ew.SigningSecret, ew.CAFile = f.APIKey, f.APIKeyBearer, f.SigningSecret, f.CAFile

@@ -51,7 +51,8 @@ const (
 // api_key), while endpoint, Basic/Bearer, timeout, signing secret and CA
 // file are read again on every attempt.
 type EventWebhook struct {
-	// Endpoint is the https:// URL batches are POSTed to.
+	// Endpoint is the https:// URL batches are POSTed to; empty (allowed
+	// only with no event type chosen) means the Event Webhook is off.
 	Endpoint string `yaml:"endpoint" json:"endpoint"`
 	// Bounces, Deliveries and Blocks choose which event types are posted.
 	Bounces    bool `yaml:"bounces" json:"bounces"`
@@ -90,8 +91,8 @@ type EventWebhook struct {
 	CAFile string `yaml:"ca_file" json:"ca_file"`
 }
 
-// Default returns the settings of a new installation: nothing posted until
-// an endpoint and at least one event type are chosen.
+// Default returns the settings of a new installation: no endpoint and no
+// event type, the Event Webhook off until both are chosen.
 func Default() EventWebhook {
 	return EventWebhook{
 		Version:     2,
@@ -144,7 +145,12 @@ func (s EventWebhook) TimeoutDuration() time.Duration {
 // only whether it is set.
 func (s EventWebhook) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "event webhook %s version %d", s.Endpoint, s.Version)
+	if s.Endpoint == "" {
+		b.WriteString("event webhook off (no endpoint)")
+	} else {
+		fmt.Fprintf(&b, "event webhook %s", shownEndpoint(s.Endpoint))
+	}
+	fmt.Fprintf(&b, " version %d", s.Version)
 	if s.JSON {
 		b.WriteString(" json")
 	} else {

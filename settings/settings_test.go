@@ -56,7 +56,11 @@ func TestValidate(t *testing.T) {
 		{"http allowed", func(s *EventWebhook) { s.Endpoint = "http://127.0.0.1:8080/hook" }, true, nil},
 
 		{"no endpoint", func(s *EventWebhook) { s.Endpoint = "" }, false,
-			FieldErrors{"endpoint": "required: an https:// URL"}},
+			FieldErrors{"endpoint": "required when deliveries, bounces or blocks is on: an https:// URL"}},
+		{"no endpoint, one event type", func(s *EventWebhook) { *s = Default(); s.Blocks = true }, true,
+			FieldErrors{"endpoint": "required when deliveries, bounces or blocks is on: an https:// or http:// URL"}},
+		// A new installation's settings are valid: the webhook is off.
+		{"defaults: off", func(s *EventWebhook) { *s = Default() }, false, nil},
 		{"http refused", func(s *EventWebhook) { s.Endpoint = "http://hooks.example.com/" }, false,
 			FieldErrors{"endpoint": "must start with https:// (plain http:// needs allow_insecure_http in the daemon config)"}},
 		{"ftp refused even in development", func(s *EventWebhook) { s.Endpoint = "ftp://hooks.example.com/" }, true,
@@ -131,8 +135,8 @@ func TestValidate(t *testing.T) {
 		{"relative ca file", func(s *EventWebhook) { s.CAFile = "ca.pem" }, false,
 			FieldErrors{"ca_file": `must be an absolute path, got "ca.pem"`}},
 
-		{"all errors at once", func(s *EventWebhook) { *s = EventWebhook{} }, false, FieldErrors{
-			"endpoint":     "required: an https:// URL",
+		{"all errors at once", func(s *EventWebhook) { *s = EventWebhook{Deliveries: true} }, false, FieldErrors{
+			"endpoint":     "required when deliveries, bounces or blocks is on: an https:// URL",
 			"version":      "must be between 1 and 3, got 0",
 			"timezone":     "required: an IANA zone name such as Asia/Tokyo, or Local for the server's zone",
 			"interval":     "must be between 1 and 600 seconds, got 0",
@@ -197,7 +201,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 			}
 		}
 	}
-	want := `event webhook https://hooks.example.com/posthorn?channel=mail version 2 form (deliveries,bounces,blocks) timezone Asia/Tokyo interval 1s max_events 100 timeout 30s retry_period 1d basic_user "mailer" basic_password [redacted] api_key [redacted] in body signing_secret [redacted]`
+	want := `event webhook https://hooks.example.com/posthorn (query and credentials hidden) version 2 form (deliveries,bounces,blocks) timezone Asia/Tokyo interval 1s max_events 100 timeout 30s retry_period 1d basic_user "mailer" basic_password [redacted] api_key [redacted] in body signing_secret [redacted]`
 	if got := s.String(); got != want {
 		t.Errorf("String() =\n  %s\nwant\n  %s", got, want)
 	}

@@ -59,7 +59,8 @@ func (fe FieldErrors) add(field, format string, args ...any) {
 }
 
 // Validate checks every field against WIRE.md §4 and returns all the
-// problems at once as FieldErrors, or nil. allowHTTP is the daemon config's
+// problems at once as FieldErrors, or nil. An empty endpoint is valid only
+// while no event type is chosen: it means the Event Webhook is off. allowHTTP is the daemon config's
 // development switch (allow_insecure_http) that lets the endpoint be a
 // plain http:// URL.
 func (s EventWebhook) Validate(allowHTTP bool) error {
@@ -155,7 +156,12 @@ func (s EventWebhook) validateEndpoint(fe FieldErrors, allowHTTP bool) {
 		want = "an https:// or http:// URL"
 	}
 	if s.Endpoint == "" {
-		fe.add("endpoint", "required: %s", want)
+		// No endpoint is the Event Webhook turned off (a new installation,
+		// or an administrator who stopped it): valid as long as nothing is
+		// to be posted, so that such settings export and import back.
+		if s.Deliveries || s.Bounces || s.Blocks {
+			fe.add("endpoint", "required when deliveries, bounces or blocks is on: %s", want)
+		}
 		return
 	}
 	if len(s.Endpoint) > maxEndpoint {
