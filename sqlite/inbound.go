@@ -334,24 +334,7 @@ func (s *Store) InboundSettings(ctx context.Context) (settings.Inbound, bool, er
 // the settings.InboundErrors of Validate. allowHTTP is the daemon config's
 // allow_insecure_http.
 func (s *Store) SaveInboundSettings(ctx context.Context, in settings.Inbound, allowHTTP bool) error {
-	in = in.Normalized()
-	if err := in.Validate(allowHTTP); err != nil {
-		return fmt.Errorf("save inbound settings: %w", err)
-	}
-	value, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("save inbound settings: %w", err)
-	}
-	err = s.write(ctx, false, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			settingInbound, string(value), s.now().UnixNano())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("save inbound settings: %w", err)
-	}
-	return nil
+	return s.SaveSettings(ctx, nil, &in, allowHTTP)
 }
 
 // Observe records what the outbound milter role saw of one message. A

@@ -45,21 +45,54 @@ func (s *Store) SaveEventWebhookSettings(ctx context.Context, ew settings.EventW
 // SaveEventWebhookSettingsHTTP is SaveEventWebhookSettings for a daemon
 // whose config sets allow_insecure_http.
 func (s *Store) SaveEventWebhookSettingsHTTP(ctx context.Context, ew settings.EventWebhook, allowHTTP bool) error {
-	if err := ew.Validate(allowHTTP); err != nil {
-		return fmt.Errorf("save event webhook settings: %w", err)
+	return s.SaveSettings(ctx, &ew, nil, allowHTTP)
+}
+
+// SaveSettings saves the Event Webhook's and the Inbound Webhook's
+// settings together — `posthorn settings import` of a document with both
+// maps — all or nothing: both are validated first (the inbound ones
+// normalized as SaveInboundSettings does), and both rows are written in one
+// transaction, so a refused or failed save changes neither. A nil part is
+// left as it is. allowHTTP is the daemon config's allow_insecure_http.
+func (s *Store) SaveSettings(ctx context.Context, ew *settings.EventWebhook, in *settings.Inbound, allowHTTP bool) error {
+	type row struct{ name, value string }
+	var rows []row
+	if ew != nil {
+		if err := ew.Validate(allowHTTP); err != nil {
+			return fmt.Errorf("save event webhook settings: %w", err)
+		}
+		value, err := json.Marshal(ew)
+		if err != nil {
+			return fmt.Errorf("save event webhook settings: %w", err)
+		}
+		rows = append(rows, row{settingEventWebhook, string(value)})
 	}
-	value, err := json.Marshal(ew)
-	if err != nil {
-		return fmt.Errorf("save event webhook settings: %w", err)
+	if in != nil {
+		n := in.Normalized()
+		if err := n.Validate(allowHTTP); err != nil {
+			return fmt.Errorf("save inbound settings: %w", err)
+		}
+		value, err := json.Marshal(n)
+		if err != nil {
+			return fmt.Errorf("save inbound settings: %w", err)
+		}
+		rows = append(rows, row{settingInbound, string(value)})
 	}
-	err = s.write(ctx, false, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			settingEventWebhook, string(value), s.now().UnixNano())
-		return err
+	if len(rows) == 0 {
+		return nil
+	}
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		for _, r := range rows {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)
+				ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+				r.name, r.value, s.now().UnixNano()); err != nil {
+				return fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("save event webhook settings: %w", err)
+		return fmt.Errorf("save settings: %w", err)
 	}
 	return nil
 }
