@@ -580,9 +580,8 @@ type WebhookAttempt struct {
 	NextAttempt time.Time
 }
 
-// WebhookLogQuery selects rows of the Event Webhook log by the time they
-// were received (their first event's time) in [Since, Until), by status,
-// or one row by id.
+// WebhookLogQuery selects rows of the Event Webhook log with any event in
+// [Since, Until), by status, or one row by id.
 type WebhookLogQuery struct {
 	Since  time.Time // zero: no lower bound
 	Until  time.Time // zero: no upper bound
@@ -597,10 +596,11 @@ type WebhookLogQuery struct {
 func (q WebhookLogQuery) where() (string, []any, error) {
 	var where []string
 	var args []any
+	// A batch is in the period when any of its events is: its events'
+	// times span [first_time, last_time], which must overlap [Since,
+	// Until). first_time < Until is what the time indexes seek to.
 	if !q.Since.IsZero() {
-		// A row is in the period it was received in (its first event's
-		// time), which the time indexes can seek to.
-		where = append(where, "first_time >= ?")
+		where = append(where, "last_time >= ?")
 		args = append(args, boundNanos(q.Since))
 	}
 	if !q.Until.IsZero() {
