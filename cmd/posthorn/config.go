@@ -100,5 +100,12 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	if cfg.AllowInsecureHTTP {
+		fmt.Fprintln(stdout, insecureHTTPWarning)
+	}
 	return exitOK
 }
+
+// insecureHTTPWarning is what check-config prints and serve logs when the
+// config allows plain http:// endpoints.
+const insecureHTTPWarning = "warning: allow_insecure_http = true: webhook endpoints may be plain http://, whose posts and credentials cross the network unencrypted; for local development only"

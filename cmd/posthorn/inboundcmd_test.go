@@ -232,8 +232,8 @@ func TestSettingsInbound(t *testing.T) {
 	// An invalid inbound map changes nothing, the event webhook included.
 	for _, c := range []struct{ doc, msg string }{
 		{goodSettings + strings.Replace(inboundSettingsDoc, "(?i)order", "(order", 1), "filters[0].conditions[1].pattern"},
-		{strings.Replace(inboundSettingsDoc, "log_denied", "log_refused", 1), "field log_refused not found"},
-		{"inbound: [a, b]\n", "inbound: must be a map"},
+		{strings.Replace(inboundSettingsDoc, "log_denied", "log_refused", 1), "inbound.log_refused: unknown key"},
+		{"inbound: [a, b]\n", "bad.yaml:1: inbound: must be a map"},
 		{strings.Replace(inboundSettingsDoc, "https://hooks.example.com/support", "http://hooks.example.com/support", 1), "filters[1].endpoint"},
 	} {
 		code, _, errs := runCmd(t, "settings", "import", writeFile(t, "bad.yaml", []byte(c.doc)), "--config", cfg)

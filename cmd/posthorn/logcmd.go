@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
+	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -19,13 +21,16 @@ const logUsage = `usage:
   posthorn log events --batch ID [--config FILE]
 
 Prints the Event Webhook log: one row per batch (one POST), with the time
-of its first event, status (queued, deferred, succeeded, failed), host
-name, endpoint URL and the reason of the last failure. --since and --until
-select by event time: RFC 3339, "2006-01-02 15:04[:05]" or a date in the
-local zone, or a duration before now ("2h", "3d"). --csv writes the columns
-received,status,hostName,endpointUrl,reason (UTF-8, LF). --batch shows one
-batch with every attempt (HTTP code, reason, the first 512 bytes of the
-answer) and its events.
+of its first event, status (queued, deferred, succeeded, failed), the HTTP
+code of the last attempt, host name, endpoint URL and, for deferred and
+failed batches, the reason (WIRE.md: a reason belongs to those two
+statuses only). --since and --until select the batches with any event in
+the period: RFC 3339, "2006-01-02 15:04[:05]" or a date in the local zone,
+or a duration before now ("2h", "3d"). --csv writes the columns
+received,status,hostName,endpointUrl,reason (UTF-8, LF). Endpoint URLs are
+shown without their query and user information, where tokens are kept.
+--batch shows one batch with every attempt (HTTP code, reason, the first
+512 bytes of the answer) and its events.
 `
 
 func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -119,6 +124,18 @@ func logQuery(since, until, status string, now time.Time) (sqlite.WebhookLogQuer
 // received is the CSV's and the table's time: RFC 3339 in the local zone.
 func received(t time.Time) string { return t.Local().Format(time.RFC3339) }
 
+// logReason is the reason a log row shows: WIRE.md §5 defines it for
+// deferred and failed rows only ("error reason for deferred and failed"),
+// so a succeeded row does not repeat its HTTP status there and a queued one
+// (new or replayed) has none; the HTTP code has its own column in the
+// table, and every attempt's reason is in the batch's detail.
+func logReason(state, reason string) string {
+	if state == sqlite.StateDeferred || state == sqlite.StateFailed {
+		return reason
+	}
+	return ""
+}
+
 // writeLogCSV writes WIRE.md §5's columns. encoding/csv ends records with
 // LF; reasons come from Postfix and receivers, so invalid UTF-8 is
 // replaced to keep the file UTF-8.
@@ -128,7 +145,7 @@ func writeLogCSV(w io.Writer, rows []sqlite.WebhookBatch) error {
 		return err
 	}
 	for _, b := range rows {
-		if err := cw.Write([]string{received(b.Received), b.State, utf8Only(b.Host), utf8Only(b.Endpoint), utf8Only(b.Reason)}); err != nil {
+		if err := cw.Write([]string{received(b.Received), b.State, utf8Only(b.Host), settings.LogEndpoint(b.Endpoint), utf8Only(logReason(b.State, b.Reason))}); err != nil {
 			return err
 		}
 	}
@@ -145,10 +162,14 @@ func utf8Only(s string) string {
 
 func writeLogTable(w io.Writer, rows []sqlite.WebhookBatch) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "RECEIVED\tSTATUS\tTYPE\tEVENTS\tATTEMPTS\tHOST\tENDPOINT\tREASON\tBATCH")
+	fmt.Fprintln(tw, "RECEIVED\tSTATUS\tCODE\tTYPE\tEVENTS\tATTEMPTS\tHOST\tENDPOINT\tREASON\tBATCH")
 	for _, b := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", received(b.Received), b.State, b.Family, b.Events,
-			b.Attempts, b.Host, b.Endpoint, oneLine(b.Reason, 100), b.ID)
+		code := "-"
+		if b.LastStatus != 0 {
+			code = strconv.Itoa(b.LastStatus)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", received(b.Received), b.State, code, b.Family, b.Events,
+			b.Attempts, oneLine(b.Host, 60), settings.LogEndpoint(b.Endpoint), oneLine(logReason(b.State, b.Reason), 100), b.ID)
 	}
 	return tw.Flush()
 }
@@ -176,15 +197,17 @@ func showBatch(ctx context.Context, store *sqlite.Store, id string, stdout, stde
 	if !b.NextAttempt.IsZero() {
 		fmt.Fprintf(stdout, "next      %s\n", received(b.NextAttempt))
 	}
-	if b.Reason != "" {
-		fmt.Fprintf(stdout, "reason    %s\n", b.Reason)
+	if r := logReason(b.State, b.Reason); r != "" {
+		fmt.Fprintf(stdout, "reason    %s\n", r)
+	} else if b.State == sqlite.StateQueued && b.Reason == "replayed" {
+		fmt.Fprintln(stdout, "replayed  queued again by posthorn replay")
 	}
-	fmt.Fprintf(stdout, "host      %s\nendpoint  %s\nattempts  %d\n", b.Host, b.Endpoint, b.Attempts)
+	fmt.Fprintf(stdout, "host      %s\nendpoint  %s\nattempts  %d\n", b.Host, settings.LogEndpoint(b.Endpoint), b.Attempts)
 	if b.Body != nil {
 		fmt.Fprintf(stdout, "body      %s, %d bytes, frozen at the first attempt\n", b.ContentType, len(b.Body))
 	}
 	for _, a := range attempts {
-		fmt.Fprintf(stdout, "\nattempt %d at %s from %s to %s\n  %s, HTTP %d: %s\n", a.Attempt, received(a.At), a.Host, a.Endpoint, a.State, a.Status, a.Reason)
+		fmt.Fprintf(stdout, "\nattempt %d at %s from %s to %s\n  %s, HTTP %d: %s\n", a.Attempt, received(a.At), a.Host, settings.LogEndpoint(a.Endpoint), a.State, a.Status, a.Reason)
 		if len(a.Response) > 0 {
 			fmt.Fprintf(stdout, "  answer: %q\n", a.Response)
 		}

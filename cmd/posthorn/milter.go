@@ -313,4 +313,9 @@ func describeInbound(log *slog.Logger, s settings.Inbound, saved bool, msg strin
 		return
 	}
 	log.Info(msg, "settings", s)
+	for i, f := range s.Filters {
+		if settings.PlainHTTP(f.Endpoint) {
+			warnPlainHTTP(log.With("filter", f.Name), fmt.Sprintf("inbound.filters[%d].endpoint", i), f.Endpoint)
+		}
+	}
 }

@@ -13,8 +13,9 @@ import (
 const replayUsage = `usage:
   posthorn replay --since T [--until T] [--status S[,S...]] [--config FILE]
 
-Queues the Event Webhook batches whose events fall in the period again, to
-be posted as soon as posthorn serve gets to them. A replayed batch keeps
+Queues the Event Webhook batches with any event in the period again (a
+batch whose events straddle --since or --until is in it), to be posted as
+soon as posthorn serve gets to them. A replayed batch keeps
 its batch id (webhook-id) and its bytes, so its events keep their ids;
 attempt numbers go on rising, and the retry schedule and period start
 again. --status chooses which batches (default: succeeded,failed; batches

@@ -33,20 +33,30 @@ const settingsUsage = `usage:
   posthorn settings export FILE [--config FILE]
   posthorn settings import FILE [--config FILE]
 
-FILE is a YAML document (- for stdout or stdin) with a top-level map
-event_webhook: whose keys are endpoint, bounces, deliveries, blocks,
-version, timezone, json, basic_user, basic_password, api_key,
-api_key_bearer, interval, max_events, timeout, retry_period,
-signing_secret and ca_file. Import replaces the saved settings; a key left
-out takes its default. The export holds the secrets: it is written with
-mode 0600. A running posthorn serve applies imported settings within a
-few seconds.
-`
+FILE is a YAML document (- for standard output or input) with a top-level
+map event_webhook: (the Event Webhook) whose keys are endpoint, bounces,
+deliveries, blocks, version, timezone, json, basic_user, basic_password,
+api_key, api_key_bearer, interval, max_events, timeout, retry_period,
+signing_secret and ca_file. A key left out takes its default. An empty
+endpoint with bounces, deliveries and blocks all false is the Event
+Webhook turned off, which is what a new installation exports.
 
-// settingsDoc is the YAML document of settings export and import.
-type settingsDoc struct {
-	EventWebhook *settings.EventWebhook `yaml:"event_webhook"`
-}
+The document may also hold a top-level map inbound: (the Inbound Webhook)
+with the keys domains (a list), log_denied, and filters, a list of maps
+with the keys name, endpoint, conditions (a list of maps with header and
+pattern), json, basic_user, basic_password, api_key, api_key_bearer,
+signing_secret, ca_file, retry_interval, retry_period, timeout and
+disabled; a filter's key left out takes its default.
+
+Import replaces the saved settings of each map the document holds and
+leaves a webhook whose map is missing alone. It is all or nothing: every
+field is checked first, and any problem (an unknown key, a value of the
+wrong kind or out of its range) is reported as FILE:LINE: field: what is
+allowed, with nothing saved. A plain http:// endpoint (only with
+allow_insecure_http in the config) is saved with a warning. The export
+holds the secrets: it is written with mode 0600. A running posthorn serve
+applies imported settings within a few seconds.
+`
 
 // openStore loads the config file and opens its store.
 func openStore(path string) (*config.Config, *sqlite.Store, error) {
@@ -127,23 +137,36 @@ func runSettings(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // stdin is where "import -" reads; tests replace it.
 var stdin io.Reader = os.Stdin
 
+// exportDoc is the event_webhook: map of an export.
+type exportDoc struct {
+	EventWebhook *settings.EventWebhook `yaml:"event_webhook"`
+}
+
+// exportSettings writes both webhooks' settings. Settings never saved
+// export as the defaults they are, with nothing that says so, so that the
+// export of a new installation imports back to the same export.
 func exportSettings(ctx context.Context, store *sqlite.Store, file string, stdout, stderr io.Writer) int {
-	s, saved, err := store.EventWebhookSettings(ctx)
+	s, _, err := store.EventWebhookSettings(ctx)
 	if err != nil {
 		return report(stderr, "posthorn settings export", store.Explain(err))
 	}
 	var b bytes.Buffer
 	b.WriteString("# Posthorn webhook settings (posthorn settings import FILE). This file holds\n# secrets: keep it private.\n")
-	if !saved {
-		b.WriteString("# Nothing was saved yet: these are the defaults.\n")
+	if s.Endpoint == "" {
+		b.WriteString("# No endpoint: the Event Webhook is off.\n")
 	}
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
-	if err := enc.Encode(settingsDoc{EventWebhook: &s}); err != nil {
+	if err := enc.Encode(exportDoc{EventWebhook: &s}); err != nil {
 		fmt.Fprintf(stderr, "export settings: %v\n", err)
 		return exitFail
 	}
 	enc.Close()
+	in, err := inboundSection(ctx, store)
+	if err != nil {
+		return report(stderr, "posthorn settings export", store.Explain(err))
+	}
+	b.Write(in)
 	return writeSettingsFile(file, b.Bytes(), stdout, stderr)
 }
 
@@ -192,7 +215,9 @@ const maxSettingsFile = 64 << 10
 func importSettings(ctx context.Context, cfg *config.Config, store *sqlite.Store, file string, in io.Reader, stdout, stderr io.Writer) int {
 	var data []byte
 	var err error
+	name := file
 	if file == "-" {
+		name = "standard input"
 		data, err = io.ReadAll(io.LimitReader(in, maxSettingsFile+1))
 	} else {
 		var f *os.File
@@ -205,47 +230,37 @@ func importSettings(ctx context.Context, cfg *config.Config, store *sqlite.Store
 		err = fmt.Errorf("larger than %d bytes", maxSettingsFile)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "import settings %s: %v\n", file, err)
+		fmt.Fprintf(stderr, "import settings %s: %v\n", name, err)
 		return exitConfig
 	}
-	s, err := parseSettings(data, cfg.AllowInsecureHTTP)
-	if err != nil {
-		fmt.Fprintf(stderr, "import settings %s: %v\n", file, err)
+	doc, probs := parseSettingsDoc(data, cfg.AllowInsecureHTTP)
+	if probs != nil {
+		fmt.Fprint(stderr, probs.Format(name))
+		fmt.Fprintf(stderr, "posthorn settings import: nothing imported (%d %s)\n", len(probs), plural(len(probs), "problem", "problems"))
 		return exitConfig
 	}
-	if err := store.SaveEventWebhookSettingsHTTP(ctx, s, cfg.AllowInsecureHTTP); err != nil {
-		return report(stderr, "posthorn settings import", store.Explain(err))
+	// Both maps in one transaction: a failure saves neither.
+	if err := store.SaveSettings(ctx, doc.EventWebhook, doc.Inbound, cfg.AllowInsecureHTTP); err != nil {
+		return report(stderr, "posthorn settings import: nothing imported", store.Explain(err))
 	}
-	fmt.Fprintf(stdout, "imported %s\n", s)
+	for _, f := range settings.PlainHTTPFields(doc.EventWebhook, doc.Inbound) {
+		fmt.Fprintf(stderr, "warning: %s:%d: %s is a plain http:// URL: posts and their credentials cross the network unencrypted (allow_insecure_http is for local development only)\n",
+			name, doc.lines[f], f)
+	}
+	if doc.EventWebhook != nil {
+		fmt.Fprintf(stdout, "imported %s\n", doc.EventWebhook)
+	}
+	if doc.Inbound != nil {
+		fmt.Fprintf(stdout, "imported %s\n", doc.Inbound)
+	}
 	return exitOK
 }
 
-// parseSettings reads a settings document strictly: an unknown key is an
-// error (a misspelt key would otherwise be silently ignored), and every
-// field is validated as the console validates it.
-func parseSettings(data []byte, allowHTTP bool) (settings.EventWebhook, error) {
-	s := settings.Default()
-	var top map[string]yaml.Node
-	if err := yaml.Unmarshal(data, &top); err != nil {
-		return s, err
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
-	if _, ok := top["event_webhook"]; !ok {
-		return s, errors.New("no event_webhook: map in the document")
-	}
-	// Decoded over the defaults: a key left out keeps its default.
-	doc := settingsDoc{EventWebhook: &s}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return s, err
-	}
-	if doc.EventWebhook != &s {
-		return s, errors.New("event_webhook: must be a map")
-	}
-	if err := s.Validate(allowHTTP); err != nil {
-		return s, err
-	}
-	return s, nil
+	return many
 }
 
 // parseTime reads a --since or --until value: RFC 3339, a date and time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,6 +89,9 @@ type webhook struct {
 //
 // observe, if not nil, is told of each attempt (metrics and alerts).
 func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, log *slog.Logger, observe func(dispatcher.PostReport)) (*webhook, error) {
+	if cfg.AllowInsecureHTTP {
+		log.Warn(strings.TrimPrefix(insecureHTTPWarning, "warning: "))
+	}
 	log = log.With("component", "event webhook")
 	cur, ok, err := store.EventWebhookSettings(ctx)
 	if err != nil {
@@ -127,13 +131,25 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 }
 
 // describe logs settings without their secrets.
+// describe logs settings without their secrets. It runs at start and on
+// each change, so a plain http:// endpoint is warned about once per change
+// (issue 3: http is for local development, "with a warning in the log").
 func describe(log *slog.Logger, s settings.EventWebhook, saved bool, msg string) {
 	switch {
 	case !saved:
 		log.Info(msg, "settings", "none saved: nothing is posted (posthorn settings import FILE)")
 	default:
 		log.Info(msg, "settings", s)
+		if settings.PlainHTTP(s.Endpoint) {
+			warnPlainHTTP(log, "event_webhook.endpoint", s.Endpoint)
+		}
 	}
+}
+
+// warnPlainHTTP logs that an endpoint in use is plain http://.
+func warnPlainHTTP(log *slog.Logger, field, endpoint string) {
+	log.Warn("plain http:// endpoint: posts and their credentials cross the network unencrypted (allow_insecure_http is for local development only)",
+		"field", field, "endpoint", settings.LogEndpoint(endpoint))
 }
 
 // sink is the log reader's sink: the store, which is all it takes for

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/posthorn/posthorn/settings"
 )
 
 // TestLiveSettings drives the settings poller tick by tick: an unchanged
@@ -91,4 +93,79 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+// TestPlainHTTPWarnedOncePerChange: serve warns about a plain http://
+// endpoint when it starts with one and at each change of the settings
+// that still holds one, not at every poll (nor at every post).
+func TestPlainHTTPWarnedOncePerChange(t *testing.T) {
+	var mu sync.Mutex
+	stored := settings.Default()
+	stored.Endpoint, stored.Deliveries = "http://127.0.0.1:8080/events?token=SECRET", true
+	read := func(context.Context) (settings.EventWebhook, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return stored, true, nil
+	}
+	set := func(f func(*settings.EventWebhook)) {
+		mu.Lock()
+		f(&stored)
+		mu.Unlock()
+	}
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	warnings := func() int {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return strings.Count(logs.String(), "level=WARN msg=\"plain http:// endpoint")
+	}
+
+	cur, _, _ := read(context.Background())
+	describe(log, cur, true, "event webhook settings") // serve's start
+	if n := warnings(); n != 1 {
+		t.Fatalf("%d warnings at start:\n%s", n, logs.String())
+	}
+	live := &liveSettings[settings.EventWebhook]{cur: cur}
+	tick := make(chan time.Time)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		live.pollOn(ctx, tick, log, "event webhook settings", read, nil, func(s settings.EventWebhook, saved bool) {
+			describe(log, s, saved, "event webhook settings changed")
+		})
+	}()
+	step := func() { tick <- time.Time{}; tick <- time.Time{} } // as in TestLiveSettings
+
+	step() // unchanged: no warning
+	set(func(s *settings.EventWebhook) { s.Bounces = true })
+	step() // changed, still http: one warning
+	step()
+	set(func(s *settings.EventWebhook) { s.Endpoint = "https://hook.example.com/events" })
+	step() // https: none
+	cancel()
+	<-done
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 {
+		t.Errorf("%d warnings, want 2 (start and one change):\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "SECRET") || !strings.Contains(logs.String(), "field=event_webhook.endpoint endpoint=http://127.0.0.1:8080/events") {
+		t.Errorf("warning without the field and the redacted endpoint:\n%s", logs.String())
+	}
+}
+
+func TestPlainHTTPWarnedForInboundFilters(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	in := settings.Inbound{Filters: []settings.InboundFilter{
+		settings.NewInboundFilter("tls", "https://h.example/a"),
+		settings.NewInboundFilter("dev", "http://u:SECRET@127.0.0.1/b"),
+	}}
+	describeInbound(log, in, true, "inbound settings")
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "filter=dev field=inbound.filters[1].endpoint endpoint=http://127.0.0.1/b") ||
+		strings.Contains(logs.String(), "SECRET") {
+		t.Errorf("log:\n%s", logs.String())
+	}
 }

@@ -87,13 +87,13 @@ func TestSettingsImportExport(t *testing.T) {
 	}
 
 	for _, c := range []struct{ name, doc, want string }{
-		{"unknown key", strings.Replace(goodSettings, "json:", "jsn:", 1), "field jsn not found"},
-		{"no event_webhook", "endpoint: https://x.example/\n", "no event_webhook"},
-		{"empty", "", "no event_webhook"},
+		{"unknown key", strings.Replace(goodSettings, "json:", "jsn:", 1), "bad.yaml:6: event_webhook.jsn: unknown key: did you mean json?"},
+		{"no event_webhook", "endpoint: https://x.example/\n", "bad.yaml:1: endpoint: unknown key"},
+		{"empty", "", "bad.yaml: the document is empty"},
 		{"invalid values", strings.NewReplacer("max_events: 1000", "max_events: 5", "https://", "http://").Replace(goodSettings),
-			"endpoint: must start with https://"},
-		{"bad duration", strings.Replace(goodSettings, "3d", "three days", 1), "parse duration"},
-		{"not yaml", "event_webhook: [", "yaml"},
+			"bad.yaml:2: event_webhook.endpoint: must start with https://"},
+		{"bad duration", strings.Replace(goodSettings, "3d", "three days", 1), `bad.yaml:14: event_webhook.retry_period: must be a duration from 1h to 10d, such as "36h" or "3d", got "three days"`},
+		{"not yaml", "event_webhook: [", "bad.yaml:1: not valid YAML"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, _, errs := runCmd(t, "settings", "import", writeFile(t, "bad.yaml", []byte(c.doc)), "--config", cfg)
@@ -148,7 +148,7 @@ func TestLogAndReplay(t *testing.T) {
 	var formed []dispatcher.Formed
 	for _, p := range pend {
 		if got, full, _ := b.Add(t0, p); full {
-			formed = append(formed, dispatcher.FromBatch(got, "mx1", "https://hook.example.com/events"))
+			formed = append(formed, dispatcher.FromBatch(got, "mx1", "https://user:PASSWORD@hook.example.com/events?token=SECRET"))
 		}
 	}
 	if err := store.Form(ctx, formed, map[string]int64{"deliveries": 4}, t0); err != nil {
@@ -161,7 +161,7 @@ func TestLogAndReplay(t *testing.T) {
 			st, code, reason = sqlite.StateFailed, 404, "HTTP 404 Not Found, \"quoted\"\nnext line"
 		}
 		store.Record(ctx, sqlite.Attempt{BatchID: id, Attempt: 1, At: t0.Add(time.Duration(i) * time.Second), Host: "mx1",
-			Endpoint: "https://hook.example.com/events", State: st, Status: code, Reason: reason, Response: []byte("nope")})
+			Endpoint: "https://hook.example.com/events?token=SECRET", State: st, Status: code, Reason: reason, Response: []byte("nope")})
 	}
 	store.Close()
 
@@ -169,8 +169,10 @@ func TestLogAndReplay(t *testing.T) {
 	time.Local = time.UTC
 	defer func() { time.Local = saved }()
 	code, out, errs := runCmd(t, "log", "events", "--csv", "--config", cfg)
+	// WIRE.md §5: a reason only for deferred and failed rows; the
+	// endpoint without its query and user information.
 	want := "received,status,hostName,endpointUrl,reason\n" +
-		"2026-03-14T05:00:00Z,succeeded,mx1,https://hook.example.com/events,HTTP 200 OK\n" +
+		"2026-03-14T05:00:00Z,succeeded,mx1,https://hook.example.com/events,\n" +
 		"2026-03-14T07:00:00Z,failed,mx1,https://hook.example.com/events,\"HTTP 404 Not Found, \"\"quoted\"\"\nnext line\"\n"
 	if code != exitOK || out != want {
 		t.Errorf("log events --csv: %d %s\n%s\nwant\n%s", code, errs, out, want)
@@ -179,8 +181,24 @@ func TestLogAndReplay(t *testing.T) {
 	if code != exitOK || strings.Count(out, "\n") != 2 || !strings.Contains(out, formed[1].ID) {
 		t.Errorf("log events --status failed:\n%s", out)
 	}
+	// The table: the code in its own column, the reason only where WIRE.md
+	// has one, no secret.
+	code, out, _ = runCmd(t, "log", "events", "--config", cfg)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != exitOK || len(lines) != 3 || !strings.HasPrefix(lines[0], "RECEIVED") ||
+		strings.Join(strings.Fields(lines[1])[:3], " ") != "2026-03-14T05:00:00Z succeeded 200" || strings.Contains(lines[1], "OK") ||
+		strings.Join(strings.Fields(lines[2])[:3], " ") != "2026-03-14T07:00:00Z failed 404" || !strings.Contains(lines[2], `HTTP 404 Not Found, "quoted" next line`) ||
+		strings.Contains(out, "SECRET") || strings.Contains(out, "PASSWORD") {
+		t.Errorf("log events:\n%s", out)
+	}
+	// Selection by any event in the period: the failed batch's events are
+	// at 07:00 and 08:00.
+	code, out, _ = runCmd(t, "log", "events", "--csv", "--since", "2026-03-14T07:30:00Z", "--until", "2026-03-14T07:45:00Z", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "\n2026-03-14T07:00:00Z,failed,") || strings.Contains(out, "succeeded") {
+		t.Errorf("log events of a period inside a batch:\n%s", out)
+	}
 	code, out, _ = runCmd(t, "log", "events", "--batch", formed[1].ID, "--config", cfg)
-	if code != exitOK || !strings.Contains(out, `answer: "nope"`) || !strings.Contains(out, "e3") || !strings.Contains(out, "HTTP 404") {
+	if code != exitOK || !strings.Contains(out, `answer: "nope"`) || !strings.Contains(out, "e3") || !strings.Contains(out, "HTTP 404") || strings.Contains(out, "SECRET") {
 		t.Errorf("log events --batch:\n%s", out)
 	}
 	if code, _, errs := runCmd(t, "log", "events", "--status", "lost", "--config", cfg); code != exitConfig || !strings.Contains(errs, "unknown status") {
@@ -190,12 +208,17 @@ func TestLogAndReplay(t *testing.T) {
 	if code, _, errs := runCmd(t, "replay", "--config", cfg); code != exitConfig || !strings.Contains(errs, "--since is required") {
 		t.Errorf("replay without --since: %d %s", code, errs)
 	}
-	code, out, errs = runCmd(t, "replay", "--since", "2026-03-14", "--status", "failed", "--config", cfg)
+	// A period between the failed batch's two events selects it.
+	code, out, errs = runCmd(t, "replay", "--since", "2026-03-14T07:30:00Z", "--until", "2026-03-14T07:45:00Z", "--status", "failed", "--config", cfg)
 	if code != exitOK || !strings.Contains(out, "re-queued 1 batches (2 events)") {
 		t.Errorf("replay: %d %q %q", code, out, errs)
 	}
 	code, out, _ = runCmd(t, "log", "events", "--csv", "--status", "queued", "--config", cfg)
-	if code != exitOK || !strings.Contains(out, "queued,mx1") || !strings.Contains(out, "replayed") {
+	if code != exitOK || out != "received,status,hostName,endpointUrl,reason\n2026-03-14T07:00:00Z,queued,mx1,https://hook.example.com/events,\n" {
 		t.Errorf("after replay:\n%s", out)
+	}
+	code, out, _ = runCmd(t, "log", "events", "--batch", formed[1].ID, "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "replayed  queued again by posthorn replay") || strings.Contains(out, "reason    ") {
+		t.Errorf("log events --batch after replay:\n%s", out)
 	}
 }
