@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -167,5 +169,39 @@ func TestPlainHTTPWarnedForInboundFilters(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "filter=dev field=inbound.filters[1].endpoint endpoint=http://127.0.0.1/b") ||
 		strings.Contains(logs.String(), "SECRET") {
 		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// serve warns at start while the config allows plain http://, and about
+// the http:// endpoint of the saved settings.
+func TestServeWarnsInsecureHTTPAtStart(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "posthorn.toml")
+	conf := "hostname = \"mx1\"\nallow_insecure_http = true\n[store]\npath = \"" + filepath.Join(dir, "db") + "\"\n[maillog]\npath = \"" + filepath.Join(dir, "mail.log") + "\"\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, store, err := openStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	s := settings.Default()
+	s.Endpoint, s.Deliveries = "http://127.0.0.1:9/events", true
+	if err := store.SaveEventWebhookSettingsHTTP(context.Background(), s, true); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	wh, err := startWebhook(context.Background(), cfg, store, slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh.stop()
+	for _, want := range []string{`level=WARN msg="allow_insecure_http = true: webhook endpoints may be plain http://`,
+		`level=WARN msg="plain http:// endpoint: posts and their credentials cross the network unencrypted (allow_insecure_http is for local development only)" component="event webhook" field=event_webhook.endpoint endpoint=http://127.0.0.1:9/events`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
 	}
 }
