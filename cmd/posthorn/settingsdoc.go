@@ -110,8 +110,12 @@ func parseSettingsDoc(data []byte, allowHTTP bool) (settingsDocument, docProblem
 	case !errors.Is(err, io.EOF):
 		p.yamlError(err)
 	}
+	if len(root.Content) == 0 {
+		p.add(0, "", "the document is empty: want a map with event_webhook: and/or inbound:")
+		return doc, p.probs
+	}
 	top := deref(root.Content[0])
-	if top.Kind != yaml.MappingNode {
+	if top == nil || top.Kind != yaml.MappingNode {
 		p.add(top.Line, "", "the document must be a map with event_webhook: and/or inbound:, got %s", kindName(top))
 		return doc, p.probs
 	}

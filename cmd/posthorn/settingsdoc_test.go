@@ -263,3 +263,32 @@ func TestSettingsImportPlainHTTPWarning(t *testing.T) {
 		t.Errorf("check-config: %d %q", code, out)
 	}
 }
+
+// FuzzSettingsDoc: any document gets problems or settings, never a panic,
+// and a document accepted is valid.
+func FuzzSettingsDoc(f *testing.F) {
+	for _, c := range settingsDocCases {
+		f.Add(c.doc)
+	}
+	f.Add(goodSettings + inboundSettingsDoc)
+	f.Add("a: &a [*a]\nevent_webhook: *a\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		d, probs := parseSettingsDoc([]byte(doc), false)
+		if probs != nil {
+			return
+		}
+		if d.EventWebhook == nil && d.Inbound == nil {
+			t.Fatal("accepted a document with no settings")
+		}
+		if d.EventWebhook != nil {
+			if err := d.EventWebhook.Validate(false); err != nil {
+				t.Fatalf("accepted invalid settings: %v", err)
+			}
+		}
+		if d.Inbound != nil {
+			if err := d.Inbound.Validate(false); err != nil {
+				t.Fatalf("accepted invalid inbound settings: %v", err)
+			}
+		}
+	})
+}

@@ -8,12 +8,11 @@ import (
 
 // The Inbound Webhook's commands. "log" belongs to the Event Webhook's
 // files; the inbound log (log inbound) is added here by wrapping that
-// command, so that each webhook keeps its own code. (The settings
-// document's two maps are read together, settingsdoc.go, so that an import
-// is checked and saved as one.) This file's name sorts after
-// theirs, so its init runs after theirs registered the commands (init
-// functions run in file-name order); wrapCommand also works the other way
-// round.
+// command, so that each webhook keeps its own code. This file's name sorts
+// after theirs, so its init runs after theirs registered the commands
+// (init functions run in file-name order); wrapCommand also works the
+// other way round. (The settings document's two maps are read together,
+// settingsdoc.go, so that an import is checked and saved as one.)
 func init() {
 	wrapCommand("log", "print the Event Webhook log (log events) or the inbound log (log inbound)", wrapLog)
 	commands = append(commands, command{"postfix-config", "print (or --apply) the Postfix settings for the milter", runPostfixConfig})
