@@ -86,6 +86,9 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
+	if cfg.AllowInsecureHTTP {
+		fmt.Fprintln(stderr, insecureHTTPWarning)
+	}
 	if !*configOnly {
 		r := checkEnvironment(ctx, cfg, journalctl)
 		for _, w := range r.warnings {
@@ -100,9 +103,6 @@ func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
-	if cfg.AllowInsecureHTTP {
-		fmt.Fprintln(stdout, insecureHTTPWarning)
-	}
 	return exitOK
 }
 

@@ -259,8 +259,10 @@ func TestSettingsImportPlainHTTPWarning(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
-	if code, out, _ := runCmd(t, "check-config", "--config", cfg); code != exitOK || !strings.Contains(out, "allow_insecure_http") {
-		t.Errorf("check-config: %d %q", code, out)
+	for _, only := range []string{"--config-only", "--config-only=false"} {
+		if code, _, errs := runCmd(t, "check-config", only, "--config", cfg); code != exitOK || !strings.Contains(errs, "warning: allow_insecure_http = true: ") {
+			t.Errorf("check-config %s: %d %q", only, code, errs)
+		}
 	}
 }
 
