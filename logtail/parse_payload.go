@@ -1,6 +1,9 @@
 package logtail
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // parsePayload reads the text after the syslog tag: "[QUEUEID: ]message".
 // Lines without a queue ID (connect, disconnect, TLS, warnings, master,
@@ -168,16 +171,36 @@ func parseDelivery(r *Record, body string) error {
 // the last ')': the reason holds nested parentheses ("(host x said: 550 ...
 // (in reply to RCPT TO command))"), and collectors may append a byte count
 // after it. A reason cut short (Postfix truncates records at 2000 bytes) has
-// no closing parenthesis and runs to the end.
+// no closing parenthesis and runs to the end. It is at most MaxReason bytes.
 func reasonText(s string) string {
 	s = skipBlanks(s)
 	if len(s) == 0 || s[0] != '(' {
 		return ""
 	}
 	if j := strings.LastIndexByte(s, ')'); j > 0 {
-		return s[1:j]
+		return capReason(s[1:j])
 	}
-	return s[1:]
+	return capReason(s[1:])
+}
+
+// MaxReason bounds a delivery reason. Postfix cuts every record it logs,
+// reason and all, at 2000 bytes (MSG_SYSLOG_RECLEN in msg_syslog.c,
+// MSG_LOGGER_RECLEN for postlogd), so a reason Postfix wrote always fits
+// whole; a longer one was made by something else (a collector that joined
+// lines, a forged line) and would only bloat the store and every webhook
+// post that carries it.
+const MaxReason = 2000
+
+// capReason cuts s to MaxReason bytes at a UTF-8 character boundary.
+func capReason(s string) string {
+	if len(s) <= MaxReason {
+		return s
+	}
+	n := MaxReason
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // handOff finds the queue ID a message continues under: "queued as NEWQID" in

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -213,8 +214,8 @@ func TestParseEdgeCases(t *testing.T) {
 		{name: "10 MB of letters", line: strings.Repeat("a", mb10), err: ErrNotPostfix},
 		{name: "10 MB of spaces after a prefix", line: "Nov  7 09:01:02 mx1" + strings.Repeat(" ", mb10), err: ErrNotPostfix},
 		{name: "10 MB reason", line: prefix + "to=<a@example.org>, relay=none, dsn=4.0.0, status=deferred (" + strings.Repeat("(x) ", mb10/4) + ")", kind: KindDelivery, check: func(t *testing.T, r Record) {
-			if len(r.Reason) != mb10 {
-				t.Errorf("reason is %d bytes", len(r.Reason))
+			if len(r.Reason) != MaxReason || !strings.HasPrefix(r.Reason, "(x) (x) ") {
+				t.Errorf("reason is %d bytes, want the first %d", len(r.Reason), MaxReason)
 			}
 		}},
 		{name: "10 MB of open brackets", line: prefix + "to=" + strings.Repeat("<", mb10), err: errAnyParseError},
@@ -230,9 +231,14 @@ func TestParseEdgeCases(t *testing.T) {
 		{name: "10 MB JSON", line: `{"SYSLOG_IDENTIFIER":"postfix/smtp","MESSAGE":"3A1F2B4C5D: to=<a@b>, status=deferred (` + strings.Repeat("x", mb10) + `)"}`, kind: KindDelivery},
 		{name: "deep JSON", line: `{"MESSAGE":` + strings.Repeat("[", 100000), err: ErrNotPostfix},
 		{name: "JSON with a deep MESSAGE", line: `{"SYSLOG_IDENTIFIER":"postfix/smtp","MESSAGE":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, kind: KindOther},
-		{name: "over 2000 bytes", line: prefix + "to=<a@example.org>, relay=mx.example.org[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn=5.7.1, status=bounced (host mx.example.org[192.0.2.1] said: 550 5.7.1 " + strings.Repeat("blah ", 500), kind: KindDelivery, check: func(t *testing.T, r Record) {
+		{name: "cut at 2000 bytes by Postfix", line: prefix + "to=<a@example.org>, relay=mx.example.org[192.0.2.1]:25, delay=1, delays=1/0/0/0, dsn=5.7.1, status=bounced (host mx.example.org[192.0.2.1] said: 550 5.7.1 " + strings.Repeat("blah ", 360), kind: KindDelivery, check: func(t *testing.T, r Record) {
 			if !strings.HasSuffix(r.Reason, "blah") || r.RelayIP != "192.0.2.1" {
 				t.Errorf("reason %q..., relay IP %q", r.Reason[:40], r.RelayIP)
+			}
+		}},
+		{name: "reason over MaxReason, cut on a character", line: prefix + "to=<a@example.org>, relay=none, dsn=5.0.0, status=bounced (" + strings.Repeat("é", MaxReason) + ")", kind: KindDelivery, check: func(t *testing.T, r Record) {
+			if len(r.Reason) != MaxReason || !utf8.ValidString(r.Reason) {
+				t.Errorf("reason is %d bytes, valid UTF-8 %v", len(r.Reason), utf8.ValidString(r.Reason))
 			}
 		}},
 	}

@@ -8,7 +8,10 @@ import (
 
 // Line is one log line, without its line ending, and the cursor just after it.
 type Line struct {
-	Text   string
+	Text string
+	// Cut: the line was longer than the source's limit (DefaultMaxLine);
+	// Text is its head and the rest was skipped.
+	Cut    bool
 	Cursor event.Cursor
 }
 

@@ -49,8 +49,8 @@ var ErrClosed = errors.New("read log: source closed")
 type FileOptions struct {
 	// Start applies when the cursor is empty or belongs to another source.
 	Start Start
-	// MaxLine bounds one line (default DefaultMaxLine); longer lines come
-	// in pieces of MaxLine bytes.
+	// MaxLine bounds one line (default DefaultMaxLine); of a longer line
+	// only the first MaxLine bytes come, marked Line.Cut.
 	MaxLine int
 	// Poll is how often the file is checked without a notification
 	// (default DefaultPoll; negative: never, only Wake drives the source).
@@ -420,8 +420,8 @@ func (s *FileSource) step(buf []Line, limit int) ([]Line, error) {
 		return buf, nil
 	}
 	for len(buf) < limit {
-		if text, ok := s.sp.next(); ok {
-			buf = append(buf, s.line(text))
+		if text, cut, ok := s.sp.next(); ok {
+			buf = append(buf, s.line(text, cut))
 			continue
 		}
 		n, err := s.sp.fill(s.f)
@@ -503,8 +503,8 @@ func (s *FileSource) atEOF(buf *[]Line) (bool, error) {
 		nf.Close()
 		return false, nil
 	}
-	if text, ok := s.sp.rest(); ok {
-		*buf = append(*buf, s.line(text))
+	if text, cut, ok := s.sp.rest(); ok {
+		*buf = append(*buf, s.line(text, cut))
 	}
 	s.log.Info("log file rotated; following the new file", "path", s.path, "old", s.name, "old_offset", s.sp.off)
 	s.f.Close()
@@ -523,8 +523,8 @@ func (s *FileSource) warnOnce(msg string, err error) {
 	}
 }
 
-func (s *FileSource) line(text string) Line {
-	return Line{Text: text, Cursor: s.cursor()}
+func (s *FileSource) line(text string, cut bool) Line {
+	return Line{Text: text, Cut: cut, Cursor: s.cursor()}
 }
 
 func (s *FileSource) cursor() event.Cursor {

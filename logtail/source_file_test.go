@@ -286,9 +286,10 @@ func TestFileSourceRotationPartialLast(t *testing.T) {
 	l.notLogged("not found")
 }
 
-// A restart at the cursor of a piece of a cut line goes on with the next
-// piece: the offset is not at a line end, and that must not be taken for a
-// reused inode.
+// The cursor of a cut line is its end, so a restart there goes on with the
+// next line. A cursor inside a line (stored by a version that handed out
+// long lines in pieces) goes on from there, and is not taken for a reused
+// inode.
 func TestFileSourceRestartInCutLine(t *testing.T) {
 	l := newFileLab(t)
 	l.append("mail.log", "first\n0123456789abcdefghijKLMNO\nlast\n")
@@ -299,10 +300,15 @@ func TestFileSourceRestartInCutLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameStrings(t, "first read", l.show(lines), []string{"first @mail.log#1:6", "0123456789 @mail.log#1:16"})
+	sameStrings(t, "first read", l.show(lines), []string{"first @mail.log#1:6", "0123456789 @mail.log#1:32"})
 	src.Close()
 	src2 := l.open(lines[1].Cursor, FileOptions{MaxLine: 10})
-	l.expect(src2, 10, "abcdefghij @mail.log#1:26", "KLMNO @mail.log#1:32", "last @mail.log#1:37")
+	l.expect(src2, 10, "last @mail.log#1:37")
+	src2.Close()
+	mid := lines[1].Cursor
+	mid.Offset = 16
+	src3 := l.open(mid, FileOptions{MaxLine: 10})
+	l.expect(src3, 10, "abcdefghij @mail.log#1:32", "last @mail.log#1:37")
 	l.notLogged("reused")
 }
 
@@ -478,9 +484,9 @@ func TestFileSourceLongLines(t *testing.T) {
 		want   []string // after the last write
 	}{
 		{"exactly max", []string{"0123456789\n"}, []string{"0123456789 @mail.log#1:11"}},
-		{"max plus one", []string{"0123456789A\n"}, []string{"0123456789 @mail.log#1:10", "A @mail.log#1:12"}},
-		{"two max", []string{"0123456789abcdefghij\n"}, []string{"0123456789 @mail.log#1:10", "abcdefghij @mail.log#1:21"}},
-		{"cut while incomplete", []string{"0123456789abcdefghijKLMNO", "P\nq\n"}, []string{"0123456789 @mail.log#1:10", "abcdefghij @mail.log#1:20", "KLMNOP @mail.log#1:27", "q @mail.log#1:29"}},
+		{"max plus one", []string{"0123456789A\n"}, []string{"0123456789 @mail.log#1:12"}},
+		{"two max", []string{"0123456789abcdefghij\n"}, []string{"0123456789 @mail.log#1:21"}},
+		{"cut while incomplete", []string{"0123456789abcdefghijKLMNO", "P\nq\n"}, []string{"0123456789 @mail.log#1:27", "q @mail.log#1:29"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -497,8 +503,9 @@ func TestFileSourceLongLines(t *testing.T) {
 	}
 }
 
-// A line far longer than the limit is cut, and the follower's buffer stays
-// bounded by the limit, not by the line.
+// A line far longer than the limit comes as its head, marked cut, at the
+// line's end; the rest is skipped, and the follower's buffer stays bounded
+// by the limit, not by the line.
 func TestFileSourceHugeLine(t *testing.T) {
 	l := newFileLab(t)
 	const max = 64 << 10
@@ -506,38 +513,52 @@ func TestFileSourceHugeLine(t *testing.T) {
 	l.append("mail.log", huge+"\nafter\n")
 	src := l.open(event.Cursor{}, FileOptions{Start: StartBegin, MaxLine: max})
 	got := drain(t, src, 3)
-	if len(got) != 7 {
-		t.Fatalf("got %d lines, want 5 pieces of %d, \"tail\" and \"after\"", len(got), max)
+	if len(got) != 2 {
+		t.Fatalf("got %d lines, want the head of the long one and \"after\"", len(got))
 	}
-	var joined strings.Builder
-	for i, ln := range got[:6] {
-		if i < 5 && len(ln.Text) != max {
-			t.Errorf("piece %d has %d bytes, want %d", i, len(ln.Text), max)
-		}
-		if want := int64(min((i+1)*max, len(huge)+1)); ln.Cursor.Offset != want {
-			t.Errorf("piece %d ends at %d, want %d", i, ln.Cursor.Offset, want)
-		}
-		joined.WriteString(ln.Text)
+	if got[0].Text != huge[:max] || !got[0].Cut || got[0].Cursor.Offset != int64(len(huge)+1) {
+		t.Errorf("long line: %d bytes, cut %v, ends at %d; want %d bytes, cut, at %d", len(got[0].Text), got[0].Cut, got[0].Cursor.Offset, max, len(huge)+1)
 	}
-	if joined.String() != huge || got[6].Text != "after" {
-		t.Errorf("pieces do not add up to the line")
+	if got[1].Text != "after" || got[1].Cut {
+		t.Errorf("next line %q cut %v", got[1].Text, got[1].Cut)
 	}
 	if c := cap(src.sp.buf); c > max+readChunk {
 		t.Errorf("buffer grew to %d bytes for a %d-byte limit", c, max)
 	}
 }
 
+// A long line written in parts is cut at its end however it arrives, and
+// a line of exactly the limit is whole.
+func TestFileSourceHugeLineInParts(t *testing.T) {
+	l := newFileLab(t)
+	const max = 64 << 10
+	src := l.open(event.Cursor{}, FileOptions{Start: StartBegin, MaxLine: max})
+	l.append("mail.log", strings.Repeat("a", max+10))
+	if got := drain(t, src, 3); len(got) != 0 {
+		t.Fatalf("a line without its end came out: %d lines", len(got))
+	}
+	l.append("mail.log", strings.Repeat("b", 3*max))
+	if got := drain(t, src, 3); len(got) != 0 {
+		t.Fatalf("a line without its end came out: %d lines", len(got))
+	}
+	l.append("mail.log", "c\n"+strings.Repeat("d", max)+"\n")
+	got := drain(t, src, 3)
+	if len(got) != 2 || got[0].Text != strings.Repeat("a", max) || !got[0].Cut || got[1].Cut || len(got[1].Text) != max {
+		t.Fatalf("got %d lines", len(got))
+	}
+}
+
 func TestFileSourceDefaultMaxLine(t *testing.T) {
 	l := newFileLab(t)
 	huge := strings.Repeat("y", 3*DefaultMaxLine+5)
-	l.append("mail.log", huge+"\n")
+	l.append("mail.log", huge+"\nnext\n")
 	src := l.open(event.Cursor{}, FileOptions{Start: StartBegin})
 	got := drain(t, src, 10)
 	var sizes []string
 	for _, ln := range got {
-		sizes = append(sizes, fmt.Sprint(len(ln.Text)))
+		sizes = append(sizes, fmt.Sprint(len(ln.Text), ln.Cut))
 	}
-	sameStrings(t, "piece sizes", sizes, []string{fmt.Sprint(DefaultMaxLine), fmt.Sprint(DefaultMaxLine), fmt.Sprint(DefaultMaxLine), "5"})
+	sameStrings(t, "line sizes", sizes, []string{fmt.Sprint(DefaultMaxLine, true), fmt.Sprint(4, false)})
 }
 
 // A blocked Read wakes on a wake-up and returns on cancel and on Close.

@@ -19,8 +19,8 @@ const Stdin = "-"
 
 // ReaderOptions tune a ReaderSource.
 type ReaderOptions struct {
-	// MaxLine bounds one line (default DefaultMaxLine); longer lines come
-	// in pieces of MaxLine bytes.
+	// MaxLine bounds one line (default DefaultMaxLine); of a longer line
+	// only the first MaxLine bytes come, marked Line.Cut.
 	MaxLine int
 	// Stdin is what the input "-" reads (default os.Stdin).
 	Stdin io.Reader
@@ -46,8 +46,14 @@ type readerInput struct {
 	id     fileID
 	file   *os.File // nil for stdin
 	r      io.Reader
+	gzip   bool
 	sp     lineSplitter
 }
+
+var (
+	errGzipHeader    = errors.New("not a gzip file or truncated: its gzip header cannot be read")
+	errGzipTruncated = errors.New("gzip data truncated: the lines up to the cut were read")
+)
 
 // NewReaderSource checks the inputs (no paths: standard input) so that a
 // typo fails before anything is read; they are opened one after another.
@@ -103,19 +109,22 @@ func (s *ReaderSource) Read(ctx context.Context, buf []Line, max int) ([]Line, e
 			s.cur = in
 		}
 		in := s.cur
-		if text, ok := in.sp.next(); ok {
-			buf = append(buf, in.line(text))
+		if text, cut, ok := in.sp.next(); ok {
+			buf = append(buf, in.line(text, cut))
 			continue
 		}
 		n, err := in.sp.fill(in.r)
 		switch {
 		case n > 0 || err == nil:
 		case errors.Is(err, io.EOF):
-			if text, ok := in.sp.rest(); ok {
-				buf = append(buf, in.line(text))
+			if text, cut, ok := in.sp.rest(); ok {
+				buf = append(buf, in.line(text, cut))
 			}
 			s.closeCur()
 		default:
+			if in.gzip && errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errGzipTruncated
+			}
 			s.err = fmt.Errorf("read log %s: %w", in.name, err)
 			s.closeCur()
 		}
@@ -155,9 +164,14 @@ func (s *ReaderSource) open(name string) (*readerInput, error) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			in.close()
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, gzip.ErrHeader) {
+				// The magic bytes promised gzip; "unexpected EOF" would
+				// not tell the reader which file part is wrong.
+				err = errGzipHeader
+			}
 			return nil, fmt.Errorf("read log %s: %w", in.name, err)
 		}
-		in.r = zr
+		in.r, in.gzip = zr, true
 	}
 	return in, nil
 }
@@ -175,8 +189,8 @@ func (in *readerInput) close() {
 	}
 }
 
-func (in *readerInput) line(text string) Line {
-	return Line{Text: text, Cursor: event.Cursor{Source: in.source, Dev: in.id.dev, Inode: in.id.ino, Offset: in.sp.off}}
+func (in *readerInput) line(text string, cut bool) Line {
+	return Line{Text: text, Cut: cut, Cursor: event.Cursor{Source: in.source, Dev: in.id.dev, Inode: in.id.ino, Offset: in.sp.off}}
 }
 
 // Close releases the open file; Read returns ErrClosed afterwards.

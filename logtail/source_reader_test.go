@@ -102,7 +102,11 @@ func TestReaderSource(t *testing.T) {
 				if strings.HasPrefix(l.Cursor.Source, "file:") && (l.Cursor.Inode == 0) {
 					t.Errorf("%s: no inode", l.Cursor.Source)
 				}
-				fmt.Fprintf(&b, "%s %d %q\n", strings.ReplaceAll(l.Cursor.Source, tmp, "TMP"), l.Cursor.Offset, l.Text)
+				fmt.Fprintf(&b, "%s %d %q", strings.ReplaceAll(l.Cursor.Source, tmp, "TMP"), l.Cursor.Offset, l.Text)
+				if l.Cut {
+					b.WriteString(" cut")
+				}
+				b.WriteByte('\n')
 			}
 			checkGolden(t, "reader/"+tt.name+".golden", []byte(b.String()))
 		})
@@ -122,6 +126,10 @@ func TestReaderSourceErrors(t *testing.T) {
 	}
 	badHeader := filepath.Join(dir, "bad.gz")
 	if err := os.WriteFile(badHeader, []byte{0x1f, 0x8b, 99, 0, 0, 0, 0, 0, 0, 0, 0}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shortHeader := filepath.Join(dir, "short.gz")
+	if err := os.WriteFile(shortHeader, []byte("\x1f\x8bgarbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.log")
@@ -146,8 +154,9 @@ func TestReaderSourceErrors(t *testing.T) {
 			want      string
 			someLines bool
 		}{
-			{cut, "read log " + cut + ": unexpected EOF", true},
-			{badHeader, "read log " + badHeader + ": gzip: invalid header", false},
+			{cut, "read log " + cut + ": gzip data truncated: the lines up to the cut were read", true},
+			{badHeader, "read log " + badHeader + ": not a gzip file or truncated: its gzip header cannot be read", false},
+			{shortHeader, "read log " + shortHeader + ": not a gzip file or truncated: its gzip header cannot be read", false},
 		} {
 			src, err := NewReaderSource([]string{readerSample, tt.path, readerSample}, ReaderOptions{})
 			if err != nil {

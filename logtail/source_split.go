@@ -5,10 +5,13 @@ import (
 	"io"
 )
 
-// DefaultMaxLine bounds the bytes a source holds for one line. Postfix
+// DefaultMaxLine bounds the bytes a source keeps of one line. Postfix
 // itself never writes more than 2000 bytes per record (MSG_SYSLOG_RECLEN
 // in msg_syslog.c, MSG_LOGGER_RECLEN for postlogd), so anything longer is
-// not Postfix and is cut into pieces rather than buffered without bound.
+// not Postfix as written: its head is kept (Line.Cut) and the rest is
+// skipped rather than buffered without bound. The limit is far above
+// 2000 because a journald JSON record spells the same text out with
+// escapes and a dozen more fields.
 const DefaultMaxLine = 1 << 20
 
 // readChunk is how much a source asks the kernel for at a time.
@@ -22,6 +25,13 @@ type lineSplitter struct {
 	r, w int
 	off  int64 // stream offset of buf[r]: the bytes handed out or dropped so far
 	max  int
+	// head is the first max bytes of an over-long line whose end has not
+	// been read yet; skipping is set while the rest is being dropped.
+	// The head is handed out once the line's newline arrives, so that
+	// its offset is a line end like every other line's: a restart never
+	// resumes inside the line and takes its tail for a line.
+	head     string
+	skipping bool
 }
 
 func newLineSplitter(max int) lineSplitter {
@@ -34,6 +44,7 @@ func newLineSplitter(max int) lineSplitter {
 // reset forgets the held bytes and restarts the count at off.
 func (s *lineSplitter) reset(off int64) {
 	s.r, s.w, s.off = 0, 0, off
+	s.head, s.skipping = "", false
 }
 
 // held is the number of bytes read but not yet handed out.
@@ -67,11 +78,22 @@ func (s *lineSplitter) fill(rd io.Reader) (int, error) {
 	return n, err
 }
 
-// next returns the next whole line without its "\n" (or "\r\n"), or the
-// first max bytes of a longer line. A line of exactly max bytes comes
-// whole, so a cut never leaves an empty piece behind.
-func (s *lineSplitter) next() (string, bool) {
+// next returns the next whole line without its "\n" (or "\r\n"). A line
+// longer than max comes as its first max bytes with cut set, once its end
+// has been read; the rest of it is dropped. A line of exactly max bytes
+// comes whole.
+func (s *lineSplitter) next() (text string, cut, ok bool) {
 	data := s.buf[s.r:s.w]
+	if s.skipping {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			s.drop(len(data))
+			return "", false, false
+		}
+		s.drop(i + 1)
+		text, s.head, s.skipping = s.head, "", false
+		return text, true, true
+	}
 	scan := data
 	if len(scan) > s.max+1 {
 		scan = scan[:s.max+1]
@@ -83,29 +105,34 @@ func (s *lineSplitter) next() (string, bool) {
 		}
 		text := string(line)
 		s.drop(i + 1)
-		return text, true
+		return text, false, true
 	}
 	if len(data) > s.max {
-		text := string(data[:s.max])
+		s.head, s.skipping = string(data[:s.max]), true
 		s.drop(s.max)
-		return text, true
+		return s.next()
 	}
-	return "", false
+	return "", false, false
 }
 
 // rest hands out the held bytes as a final line: the input has ended
 // without a newline after them.
-func (s *lineSplitter) rest() (string, bool) {
+func (s *lineSplitter) rest() (text string, cut, ok bool) {
+	if s.skipping {
+		s.drop(s.held())
+		text, s.head, s.skipping = s.head, "", false
+		return text, true, true
+	}
 	if s.held() == 0 {
-		return "", false
+		return "", false, false
 	}
 	line := s.buf[s.r:s.w]
 	if line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
 	}
-	text := string(line)
+	text = string(line)
 	s.drop(s.held())
-	return text, true
+	return text, false, true
 }
 
 func (s *lineSplitter) drop(n int) {

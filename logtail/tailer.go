@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,14 @@ type Summary struct {
 	NotPostfix    int64    // other programs' lines, blank lines: skipped
 	NotUnderstood int64    // Postfix lines the parser could not read
 	Examples      []string // up to MaxExamples of those, with the reason
+	// Overlong counts lines longer than the source's limit: only their
+	// head was kept and parsed. Postfix never writes such a line, so they
+	// come from another program or a broken collector.
+	Overlong int64
+	// LogLoss counts the logger's own reports of messages it dropped
+	// (rsyslog's imjournal and imuxsock rate limits, journald's
+	// "Suppressed N messages"): outcomes may be missing around them.
+	LogLoss int64
 }
 
 // MaxExamples bounds Summary.Examples.
@@ -168,8 +177,23 @@ func (t *Tailer) Run(ctx context.Context) error {
 		}
 		if len(buf) > 0 {
 			var events []event.Event
+			cut, loss := 0, t.sum.LogLoss
 			for i := range buf {
+				if buf[i].Cut {
+					cut++
+				}
 				events = t.line(buf[i].Text, events, log)
+			}
+			if cut > 0 {
+				// Once per batch: a flood of such lines is one message, not one each.
+				t.sum.Overlong += int64(cut)
+				head := firstCut(buf)
+				log.Warn("over-long log lines: only their head was read", "lines", cut, "max_bytes", len(head),
+					"first", clip(head, 120), "total", t.sum.Overlong)
+			}
+			if n := t.sum.LogLoss - loss; n > 0 {
+				log.Warn("the system logger reported dropping messages: some delivery outcomes may be missing",
+					"reports", n, "total", t.sum.LogLoss)
 			}
 			t.publish()
 			b := event.Batch{Events: events, Cursor: buf[len(buf)-1].Cursor}
@@ -206,12 +230,41 @@ func (t *Tailer) line(text string, events []event.Event, log *slog.Logger) []eve
 			log.Debug("postfix line not understood", "reason", pe.Reason, "line", clip(text, 300))
 		} else {
 			t.sum.NotPostfix++
+			if isLogLoss(rec.Program, text) {
+				t.sum.LogLoss++
+			}
 		}
 		return events
 	}
 	t.sum.Postfix++
 	at := t.Resolver.Resolve(rec.Stamp)
 	return append(events, t.Correlator.Feed(&rec, at, text)...)
+}
+
+// isLogLoss recognises a system logger's report that it dropped messages
+// (POSTFIX-LOGS pitfall 2): rsyslog's "imjournal: begin to drop messages",
+// "imjournal: N messages lost due to rate-limit", "imuxsock lost N messages
+// from pid P due to rate-limiting" (tag rsyslogd-2177), "rsyslogd[internal_messages]:
+// N messages lost", and journald's "Suppressed N messages from ...". Only
+// other programs' lines are looked at, so Postfix lines pay nothing.
+func isLogLoss(prog, line string) bool {
+	switch {
+	case strings.HasPrefix(prog, "rsyslogd") || prog == "imjournal" || prog == "imuxsock":
+		return strings.Contains(line, "begin to drop messages") ||
+			(strings.Contains(line, " messages lost") || strings.Contains(line, " lost ")) && strings.Contains(line, " messages")
+	case prog == "journal" || prog == "systemd-journald":
+		return strings.Contains(line, "Suppressed ") && strings.Contains(line, " messages")
+	}
+	return false
+}
+
+func firstCut(buf []Line) string {
+	for i := range buf {
+		if buf[i].Cut {
+			return buf[i].Text
+		}
+	}
+	return ""
 }
 
 func clip(s string, n int) string {

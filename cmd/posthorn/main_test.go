@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +37,15 @@ func TestParseBadInput(t *testing.T) {
 	for i := range binary {
 		binary[i] = byte(i * 7)
 	}
-	huge := append(bytes.Repeat([]byte("x"), 10<<20), '\n')
+	// A Postfix-looking line of 10 MB: its head is parsed (a bounce with
+	// the reason capped), the rest is skipped, not read as more lines.
+	huge := []byte("Nov  7 10:00:00 mx postfix/smtp[3]: 5B2C3D4E5F: to=<c@c.example>, relay=none, delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (" +
+		strings.Repeat("x", 10<<20) + ")\n")
 	missing := filepath.Join(t.TempDir(), "missing.log")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(strings.Repeat(good, 200)))
+	zw.Close()
 	for _, c := range []struct {
 		name     string
 		args     []string
@@ -48,7 +57,14 @@ func TestParseBadInput(t *testing.T) {
 		{"directory", []string{"parse", t.TempDir()}, exitFail, []string{"is a directory"}, 0, false},
 		{"missing", []string{"parse", missing}, exitFail, []string{"missing.log", "no such file"}, 0, false},
 		{"binary", []string{"parse", writeFile(t, "bin.log", binary)}, exitOK, []string{"Postfix lines recognised: 0", "not a Postfix log"}, 0, false},
-		{"10 MB line then a good log", []string{"parse", writeFile(t, "huge.log", append(huge, good...))}, exitOK, []string{"Postfix lines recognised: 3"}, 2, false},
+		{"10 MB line then a good log", []string{"parse", writeFile(t, "huge.log", append(huge, good...))}, exitOK,
+			[]string{"lines read: 4\n", "Postfix lines recognised: 4", "non-Postfix lines skipped: 0", "warning: over-long lines (only their first 1048576 bytes read; Postfix writes at most 2000): 1"}, 5, false},
+		{"gzip failing at its header", []string{"parse", writeFile(t, "bad.gz", []byte("\x1f\x8bgarbage"))}, exitFail,
+			[]string{"posthorn parse: read log ", "bad.gz: not a gzip file or truncated", "lines read: 0"}, 0, false},
+		{"gzip with a bad header", []string{"parse", writeFile(t, "bad2.gz", []byte{0x1f, 0x8b, 99, 0, 0, 0, 0, 0, 0, 0, 0})}, exitFail,
+			[]string{"not a gzip file or truncated"}, 0, false},
+		{"truncated gzip: a partial read", []string{"parse", writeFile(t, "cut.gz", gz.Bytes()[:gz.Len()/2])}, exitOK,
+			[]string{"gzip data truncated"}, -1, false},
 		{"invalid UTF-8", []string{"parse", writeFile(t, "utf8.log", []byte(strings.Replace(good, "250 ok", "250 \xff\xfe ok", 1)))}, exitOK, nil, 2, false},
 		{"not a maillog", []string{"parse", writeFile(t, "poem.txt", []byte("roses are red\nviolets are blue\n"))}, exitOK, []string{"non-Postfix lines skipped: 2", "not a Postfix log"}, 0, false},
 		{"one readable of two", []string{"parse", missing, writeFile(t, "good.log", []byte(good))}, exitOK, []string{"missing.log"}, 2, false},
@@ -66,7 +82,10 @@ func TestParseBadInput(t *testing.T) {
 					t.Errorf("stderr lacks %q:\n%s", s, errs)
 				}
 			}
-			if n := strings.Count(out, "\n"); n != c.events {
+			if strings.Count(errs, "bad.gz") > 1 {
+				t.Errorf("the path is named more than once:\n%s", errs)
+			}
+			if n := strings.Count(out, "\n"); c.events >= 0 && n != c.events {
 				t.Errorf("%d events printed, want %d:\n%s", n, c.events, out)
 			}
 		})
@@ -107,5 +126,33 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "no-such-command"); code != exitConfig {
 		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+// The head of an over-long line is parsed, but its reason is capped and
+// nothing of its tail becomes a line of its own.
+func TestParseOverlongLine(t *testing.T) {
+	huge := "Nov  7 10:00:00 mx postfix/smtp[3]: 5B2C3D4E5F: to=<c@c.example>, relay=none, delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (" +
+		strings.Repeat("é", 5<<20) + ")\n"
+	code, out, errs := runCmd(t, "parse", writeFile(t, "huge.log", []byte(huge)))
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var types []string
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var ev struct{ Event, Reason string }
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, ev.Event)
+		if ev.Event != "queued" && (len(ev.Reason) != 2000 || !strings.HasPrefix(ev.Reason, "éé")) {
+			t.Errorf("%s reason of %d bytes, want its first 2000", ev.Event, len(ev.Reason))
+		}
+	}
+	if got := strings.Join(types, " "); got != "queued failed bounced" {
+		t.Errorf("events %s", got)
+	}
+	if !strings.Contains(errs, "over-long lines") || !strings.Contains(errs, "lines read: 1\n") {
+		t.Errorf("stderr:\n%s", errs)
 	}
 }

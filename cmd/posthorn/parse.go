@@ -94,14 +94,22 @@ func runParse(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		t := &logtail.Tailer{Source: src, Sink: sink, Resolver: res, Correlator: corr}
 		err = t.Run(ctx)
 		src.Close()
-		total = addSummary(total, t.Summary())
+		sum := t.Summary()
+		total = addSummary(total, sum)
+		// An input counts as read unless it failed before its first line:
+		// a truncated archive whose head was read is a partial read, an
+		// unreadable file or a broken gzip header is nothing.
+		if err == nil || sum.Lines > 0 {
+			read++
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "posthorn parse: %s: %v\n", displayName(name), err)
 			if ctx.Err() != nil {
+				fmt.Fprintf(stderr, "posthorn parse: %s: interrupted\n", displayName(name))
 				break
 			}
+			// The source's errors name the file already.
+			fmt.Fprintf(stderr, "posthorn parse: %v\n", err)
 		}
-		read++
 	}
 	if sink.csv != nil {
 		sink.csv.Flush()
@@ -134,6 +142,8 @@ func addSummary(a, b logtail.Summary) logtail.Summary {
 	a.Postfix += b.Postfix
 	a.NotPostfix += b.NotPostfix
 	a.NotUnderstood += b.NotUnderstood
+	a.Overlong += b.Overlong
+	a.LogLoss += b.LogLoss
 	for _, ex := range b.Examples {
 		if len(a.Examples) < logtail.MaxExamples {
 			a.Examples = append(a.Examples, ex)
@@ -154,17 +164,28 @@ func printSummary(w io.Writer, s logtail.Summary, corr *logtail.Correlator) {
 	fmt.Fprintf(w, "events: %s\n", strings.Join(parts, ", "))
 	fmt.Fprintf(w, "Postfix lines not understood: %d\n", s.NotUnderstood)
 	for _, ex := range s.Examples {
-		fmt.Fprintf(w, "  %s\n", ex)
+		// Quoted: a log line may hold terminal escapes.
+		fmt.Fprintf(w, "  %s\n", strconv.Quote(ex))
 	}
 	fmt.Fprintf(w, "non-Postfix lines skipped: %d\n", s.NotPostfix)
 	fmt.Fprintf(w, "SMTP-time and cleanup rejects (not deliveries): %d\n", st.Rejects)
+	if s.Overlong > 0 {
+		fmt.Fprintf(w, "warning: over-long lines (only their first %d bytes read; Postfix writes at most 2000): %d\n", logtail.DefaultMaxLine, s.Overlong)
+	}
+	if s.LogLoss > 0 {
+		fmt.Fprintf(w, "warning: the logger reported lost or suppressed messages %d times: some outcomes may be missing\n", s.LogLoss)
+	}
 	if st.Unknown > 0 {
 		fmt.Fprintf(w, "recipients with outcome unknown (message removed or lost without a final status): %d\n", st.Unknown)
 	}
 	if n := corr.Open(); n > 0 {
 		fmt.Fprintf(w, "messages still open at end of input: %d\n", n)
 	}
-	if s.Lines > 0 && s.Postfix == 0 {
+	switch {
+	case s.Lines > 0 && s.Postfix == 0 && s.NotUnderstood > 0:
+		fmt.Fprintln(w, "warning: no Postfix line was understood: the log looks like Postfix's, but in a form\n"+
+			"  this version does not read (see the examples above)")
+	case s.Lines > 0 && s.Postfix == 0:
 		fmt.Fprintln(w, "warning: no Postfix line found: this is not a Postfix log (expected lines such as\n"+
 			"  \"Nov  7 10:00:00 mx postfix/smtp[123]: 4A1B2C3D4E: to=<...>, ..., status=sent (...)\")")
 	}
