@@ -57,6 +57,10 @@ type Correlator struct {
 	now       time.Time // newest log time seen
 	lastSweep time.Time
 	idBuf     []byte
+	// awaiting maps a queue ID named by a loopback "queued as" that has
+	// not been seen yet to the message whose recipient waits on it (see
+	// heldSent).
+	awaiting map[event.MessageKey]event.MessageKey
 }
 
 // msgState is one message lifetime. Exported fields are persisted (JSON
@@ -66,6 +70,7 @@ type msgState struct {
 	MessageID    string    `json:",omitempty"`
 	ReturnPath   string    `json:",omitempty"`
 	ClientIP     string    `json:",omitempty"`
+	Size         int64     `json:",omitempty"` // qmgr's size= (bytes), from the first "queue active"
 	FirstSeen    time.Time `json:",omitzero"`
 	LastSeen     time.Time `json:",omitzero"`
 	QueuedAt     time.Time `json:",omitzero"`  // first "queue active"
@@ -85,9 +90,27 @@ type link struct {
 	MessageID  string `json:",omitempty"`
 	ReturnPath string `json:",omitempty"`
 	ClientIP   string `json:",omitempty"`
+	Size       int64  `json:",omitempty"`
 	To         string
 	OrigTo     string `json:",omitempty"`
 	Forward    bool   `json:",omitempty"` // alias expansion: the address changes
+	// Adopted: the link was made from the new message's own delivery,
+	// logged before the original's "queued as" line (a content filter
+	// re-injected and Postfix delivered faster than the filter's client
+	// logged): the original's other recipients may not be known yet.
+	Adopted bool `json:",omitempty"`
+}
+
+// heldSent is a "status=sent (... queued as X)" to a relay on loopback
+// while X has not been seen on this host. A content filter's re-injection
+// logs X's client= line before it answers, so X usually is known; when it
+// is not, the relay may just be a tunnel or proxy (stunnel, an SSH
+// forward, a DKIM signer) to another server. The succeeded event is held:
+// if X appears while the original is open, it was a hand-off after all;
+// when the original is removed (or dropped), the event is released.
+type heldSent struct {
+	QueueID string
+	Event   event.Event
 }
 
 type rcpt struct {
@@ -101,6 +124,7 @@ type rcpt struct {
 	LastRelay string    `json:",omitempty"`
 	LastIP    string    `json:",omitempty"`
 	LastAt    time.Time `json:",omitzero"`
+	Held      *heldSent `json:",omitempty"`
 }
 
 // NewCorrelator returns an empty correlator.
@@ -112,10 +136,11 @@ func NewCorrelator(o CorrelatorOptions) *Correlator {
 		o.Grace = 10 * time.Second
 	}
 	return &Correlator{
-		opts:  o,
-		open:  map[event.MessageKey]*msgState{},
-		dirty: map[event.MessageKey]struct{}{},
-		stats: Stats{Events: map[event.Type]int64{}},
+		opts:     o,
+		open:     map[event.MessageKey]*msgState{},
+		dirty:    map[event.MessageKey]struct{}{},
+		stats:    Stats{Events: map[event.Type]int64{}},
+		awaiting: map[event.MessageKey]event.MessageKey{},
 	}
 }
 
@@ -134,6 +159,11 @@ func (c *Correlator) Restore(msgs []event.Message) error {
 		st.progressed = !st.QueuedAt.IsZero() || len(st.Rcpts) > 0
 		st.stored = true
 		c.open[m.MessageKey] = st
+		for _, rc := range st.Rcpts {
+			if rc.Held != nil {
+				c.awaiting[event.MessageKey{Host: st.key.Host, QueueID: rc.Held.QueueID}] = st.key
+			}
+		}
 		if m.LastSeen.After(c.now) {
 			c.now = m.LastSeen
 		}
@@ -199,6 +229,7 @@ func (c *Correlator) Feed(r *Record, t time.Time, raw string) []event.Event {
 		st.ReturnPath = strings.Clone(r.From)
 		if st.QueuedAt.IsZero() {
 			st.QueuedAt = t
+			st.Size = r.Size
 		}
 		st.progressed = true
 		if st.ReturnPath == "" && isNotificationID(st.MessageID, st.key.QueueID) {
@@ -210,7 +241,13 @@ func (c *Correlator) Feed(r *Record, t time.Time, raw string) []event.Event {
 		c.expired(r, t, raw)
 	case KindNotification:
 		if r.NewQueue != "" {
-			st := c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.NewQueue}, t, true)
+			// bounce(8) may log the link after the notification was
+			// delivered and removed: mark that one, do not start another.
+			key := event.MessageKey{Host: r.Host, QueueID: r.NewQueue}
+			st, ok := c.open[key]
+			if !ok {
+				st = c.create(key, t)
+			}
 			st.Notification = true
 			c.touch(st, t)
 		}
@@ -289,7 +326,47 @@ func (c *Correlator) create(key event.MessageKey, t time.Time) *msgState {
 	st := &msgState{key: key, FirstSeen: t, LastSeen: t}
 	c.open[key] = st
 	c.mark(st)
+	if pk, ok := c.awaiting[key]; ok {
+		delete(c.awaiting, key)
+		if p := c.open[pk]; p != nil {
+			c.claimHeld(p, st)
+		}
+	}
 	return st
+}
+
+// claimHeld turns the held "sent" lines of p that name child's queue ID
+// into a hand-off: child appeared, so it is this Postfix's.
+func (c *Correlator) claimHeld(p, child *msgState) {
+	for _, rc := range p.Rcpts {
+		if rc.Held == nil || rc.Held.QueueID != child.key.QueueID {
+			continue
+		}
+		rc.Held = nil
+		rc.Final = true
+		c.linkChild(p, child, rc.To, rc.OrigTo, false)
+	}
+	c.mark(p)
+}
+
+// settle releases the held "sent" lines of st as succeeded: their queue ID
+// never appeared, so the loopback relay was not a content filter.
+func (c *Correlator) settle(st *msgState) {
+	for _, rc := range st.Rcpts {
+		h := rc.Held
+		if h == nil {
+			continue
+		}
+		rc.Held = nil
+		rc.Final = true
+		delete(c.awaiting, event.MessageKey{Host: st.key.Host, QueueID: h.QueueID})
+		if st.Notification && !c.opts.ReportNotifications {
+			c.stats.Notified++
+			continue
+		}
+		c.emit(h.Event)
+		c.mark(st)
+	}
 }
 
 func (c *Correlator) touch(st *msgState, t time.Time) {
@@ -310,6 +387,7 @@ func (c *Correlator) mark(st *msgState) {
 // (postsuper -d) or refused with the whole message at END-OF-MESSAGE; the
 // log says nothing more of them.
 func (c *Correlator) remove(st *msgState, t time.Time, why string) {
+	c.settle(st)
 	st.RemovedAt = t
 	if why != "removed" {
 		c.unknown(st, why)
@@ -320,6 +398,7 @@ func (c *Correlator) remove(st *msgState, t time.Time, why string) {
 }
 
 func (c *Correlator) drop(st *msgState) {
+	c.settle(st)
 	delete(c.open, st.key)
 	if c.opts.Persist {
 		delete(c.dirty, st.key)
@@ -363,6 +442,7 @@ func (c *Correlator) sweep() {
 		return
 	}
 	c.lastSweep = c.now
+	c.settleStale()
 	var gone []*msgState
 	for _, st := range c.open {
 		switch {
@@ -380,10 +460,37 @@ func (c *Correlator) sweep() {
 		return strings.Compare(a.key.QueueID, b.key.QueueID)
 	})
 	for _, st := range gone {
+		c.settle(st)
 		if st.RemovedAt.IsZero() {
 			c.unknown(st, "no line for "+c.opts.MessageTTL.String())
 		}
 		c.drop(st)
+	}
+}
+
+// settleStale releases held "sent" lines whose queue ID has not appeared
+// within Grace of log time: a re-injection logs its client= line before
+// the filter answers, so it is not coming (the original's "removed" line
+// may have been lost, or the message is parked).
+func (c *Correlator) settleStale() {
+	if len(c.awaiting) == 0 {
+		return
+	}
+	var stale []*msgState
+	for _, pk := range c.awaiting {
+		p := c.open[pk]
+		if p == nil {
+			continue
+		}
+		for _, rc := range p.Rcpts {
+			if rc.Held != nil && c.now.Sub(rc.LastAt) > c.opts.Grace && !slices.Contains(stale, p) {
+				stale = append(stale, p)
+			}
+		}
+	}
+	slices.SortFunc(stale, func(a, b *msgState) int { return strings.Compare(a.key.QueueID, b.key.QueueID) })
+	for _, p := range stale {
+		c.settle(p)
 	}
 }
 
@@ -450,28 +557,39 @@ func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
 	if rc.Final && typ == event.Deferred {
 		return
 	}
-	if typ == event.Succeeded && r.HandOff != "" && c.isHandOff(r) {
-		// A content filter re-injected the message, or local(8) expanded an
-		// alias: the new queue ID carries on, and its final hop is what the
-		// sender wants to hear about.
-		rc.Final = true
-		if !rc.Queued && st.Parent == nil && !st.Notification {
-			c.emitQueued(st, rc)
-			rc.Queued = true
+	hold := false
+	if typ == event.Succeeded && r.HandOff != "" {
+		switch c.handOffKind(st, r) {
+		case handOffYes:
+			// A content filter re-injected the message, or local(8) expanded an
+			// alias: the new queue ID carries on, and its final hop is what the
+			// sender wants to hear about.
+			rc.Final = true
+			child := c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.HandOff}, t, false)
+			if !rc.Queued && child.Parent != nil && child.Parent.Adopted && child.Parent.QueueID == st.key.QueueID {
+				// The child's delivery came first and emitted this
+				// recipient's queued already (adoptFiltered).
+				rc.Queued = st.queuedFor(r.To)
+			}
+			if !rc.Queued && st.Parent == nil && !st.Notification {
+				c.emitQueued(st, rc)
+				rc.Queued = true
+			}
+			c.linkChild(st, child, r.To, r.OrigTo, r.Forward)
+			return
+		case handOffMaybe:
+			hold = true
 		}
-		child := c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.HandOff}, t, false)
-		to, orig := r.To, r.OrigTo
-		if st.Parent != nil {
-			to, orig = st.Parent.To, st.Parent.OrigTo
-		}
-		l := st.facts()
-		l.QueueID, l.To, l.OrigTo, l.Forward = st.key.QueueID, strings.Clone(to), strings.Clone(orig), r.Forward
-		child.Parent = &l
-		child.Notification = child.Notification || st.Notification
-		return
 	}
-	if st.Parent == nil && !st.Born && r.OrigTo != "" && st.ReturnPath != "" {
-		c.adoptForward(st, r, t)
+	if st.Parent == nil && !st.Notification && st.MessageID != "" {
+		switch {
+		case !st.Born && r.OrigTo != "" && st.ReturnPath != "":
+			c.adoptForward(st, r, t)
+		case st.Born && isLoopback(st.ClientIP):
+			c.adoptFiltered(st, r, t)
+		}
+	} else if st.Parent != nil && st.Parent.Adopted && !st.Parent.Forward {
+		c.adoptRcpt(st, r, t)
 	}
 	if st.Notification && !c.opts.ReportNotifications {
 		c.stats.Notified++
@@ -488,6 +606,13 @@ func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
 	rc.Queued = true
 	ev := c.base(st, rc, typ, t, raw)
 	ev.Relay, ev.DSN, ev.Reason, ev.Delay, ev.SenderIP = r.Relay, r.DSN, r.Reason, r.Delay, r.RelayIP
+	if hold {
+		h := &heldSent{QueueID: strings.Clone(r.HandOff), Event: ev}
+		h.Event.Relay, h.Event.DSN, h.Event.Reason, h.Event.Delay, h.Event.SenderIP = rc.LastRelay, rc.LastDSN, rc.LastWhy, strings.Clone(r.Delay), rc.LastIP
+		rc.Held = h
+		c.awaiting[event.MessageKey{Host: st.key.Host, QueueID: h.QueueID}] = st.key
+		return
+	}
 	c.emit(ev)
 	if typ == event.Failed {
 		rc.Final = true
@@ -501,6 +626,33 @@ func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
 	} else if typ == event.Succeeded {
 		rc.Final = true
 	}
+}
+
+// linkChild ties child to the recipient (to, origTo) of p that it carries on.
+func (c *Correlator) linkChild(p, child *msgState, to, origTo string, forward bool) {
+	if p.Parent != nil {
+		to, origTo = p.Parent.To, p.Parent.OrigTo
+	}
+	l := p.facts()
+	l.QueueID, l.To, l.OrigTo, l.Forward = p.key.QueueID, strings.Clone(to), strings.Clone(origTo), forward
+	child.Parent = &l
+	child.Notification = child.Notification || p.Notification
+	c.mark(child)
+}
+
+// queuedFor tells whether a queued event went out for the recipient to.
+func (st *msgState) queuedFor(to string) bool {
+	for _, r := range st.Rcpts {
+		if r.Queued && strings.EqualFold(r.To, to) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopback(s string) bool {
+	ip, err := netip.ParseAddr(s)
+	return err == nil && ip.IsLoopback()
 }
 
 // endsMessage tells a refusal of the whole message that had a queue ID
@@ -549,19 +701,82 @@ func (c *Correlator) adoptForward(st *msgState, r *Record, t time.Time) {
 	st.Notification = st.Notification || p.Notification
 }
 
-// isHandOff tells a re-injection into this same Postfix from a remote
-// server that merely said "queued as": the new queue ID is ours when we
-// have already seen it (the filter's smtpd logs client= before it answers),
-// when local(8) forwarded, or when the relay is on loopback.
-func (c *Correlator) isHandOff(r *Record) bool {
+type handOffVerdict uint8
+
+const (
+	handOffNo    handOffVerdict = iota // a remote server's queue ID: a delivery
+	handOffYes                  // a message of this Postfix carries on
+	handOffMaybe                // loopback relay, queue ID not seen yet: hold
+)
+
+// handOffKind tells a re-injection into this same Postfix from a server
+// that merely said "queued as". The new queue ID is ours when local(8)
+// forwarded, or when it has been seen on this host (a re-injecting smtpd
+// logs client= before it answers, and the new message may even have been
+// delivered already). A relay on loopback whose queue ID has not been
+// seen may be a content filter whose lines are late, or a tunnel to
+// another server: the outcome is held until one or the other is known.
+func (c *Correlator) handOffKind(st *msgState, r *Record) handOffVerdict {
 	if r.Forward {
-		return true
+		return handOffYes
 	}
-	if st := c.find(r.Host, r.HandOff); st != nil && st.RemovedAt.IsZero() {
-		return true
+	if x := c.find(r.Host, r.HandOff); x != nil && x != st {
+		return handOffYes
 	}
-	if ip, err := netip.ParseAddr(r.RelayIP); err == nil && ip.IsLoopback() {
-		return true
+	if isLoopback(r.RelayIP) {
+		return handOffMaybe
+	}
+	return handOffNo
+}
+
+// adoptFiltered links a message that a content filter re-injected (its
+// client is on loopback) to the message it came from, when its delivery is
+// logged before the original's "status=sent (... queued as NEWQID)" — the
+// filter may hand the message back and Postfix deliver it before the
+// filter answers the original's smtp client. The parent is the newest
+// other open message with the same Message-ID and sender whose recipient
+// is still without an outcome.
+func (c *Correlator) adoptFiltered(st *msgState, r *Record, t time.Time) {
+	var p *msgState
+	for _, o := range c.open {
+		if o == st || !o.RemovedAt.IsZero() || o.key.Host != st.key.Host || !o.progressed || o.Notification ||
+			o.MessageID != st.MessageID || o.ReturnPath != st.ReturnPath || o.FirstSeen.After(st.FirstSeen) ||
+			(o.Parent != nil && o.Parent.QueueID == st.key.QueueID) || o.finalFor(r.To) {
+			continue
+		}
+		if p == nil || o.FirstSeen.After(p.FirstSeen) || (o.FirstSeen.Equal(p.FirstSeen) && o.key.QueueID > p.key.QueueID) {
+			p = o // the newest, deterministically
+		}
+	}
+	if p == nil {
+		return
+	}
+	c.linkChild(p, st, r.To, r.OrigTo, false)
+	st.Parent.Adopted = true
+	c.adoptRcpt(st, r, t)
+}
+
+// adoptRcpt gives the recipient of an adopted child's delivery line its
+// queued event from the parent, once, if the parent has not logged it.
+func (c *Correlator) adoptRcpt(st *msgState, r *Record, t time.Time) {
+	p := c.find(st.key.Host, st.Parent.QueueID)
+	if p == nil || p.finalFor(r.To) {
+		return
+	}
+	prc := p.rcpt(r.To, r.OrigTo)
+	if !prc.Queued && p.Parent == nil {
+		c.emitQueued(p, prc)
+	}
+	prc.Queued, prc.Final = true, true
+	c.touch(p, t)
+}
+
+// finalFor tells whether the recipient to has an outcome in st.
+func (st *msgState) finalFor(to string) bool {
+	for _, r := range st.Rcpts {
+		if (r.Final || r.Held != nil) && strings.EqualFold(r.To, to) {
+			return true
+		}
 	}
 	return false
 }
@@ -617,12 +832,13 @@ func (c *Correlator) emitQueued(st *msgState, rc *rcpt) {
 func (st *msgState) facts() link {
 	if st.Parent != nil {
 		l := *st.Parent
+		l.Adopted = false
 		if l.MessageID == "" {
 			l.MessageID = st.MessageID
 		}
 		return l
 	}
-	return link{MessageID: st.MessageID, ReturnPath: st.ReturnPath, ClientIP: st.ClientIP}
+	return link{MessageID: st.MessageID, ReturnPath: st.ReturnPath, ClientIP: st.ClientIP, Size: st.Size}
 }
 
 func (c *Correlator) base(st *msgState, rc *rcpt, typ event.Type, t time.Time, raw string) event.Event {
@@ -638,10 +854,18 @@ func (c *Correlator) base(st *msgState, rc *rcpt, typ event.Type, t time.Time, r
 		if ev.ReturnPath == "" {
 			ev.ReturnPath = p.ReturnPath
 		}
-		if ev.OrigTo == "" && !strings.EqualFold(p.To, rc.To) {
-			ev.OrigTo = p.To
-		}
-		if p.OrigTo != "" {
+		switch {
+		case p.Forward:
+			// An alias target: the sender addressed the alias.
+			if ev.OrigTo == "" && !strings.EqualFold(p.To, rc.To) {
+				ev.OrigTo = p.To
+			}
+			if p.OrigTo != "" {
+				ev.OrigTo = p.OrigTo
+			}
+		case p.OrigTo != "" && strings.EqualFold(p.To, rc.To):
+			// A filter hop keeps the address; the link names one
+			// recipient, so only that one inherits its orig_to.
 			ev.OrigTo = p.OrigTo
 		}
 	}

@@ -78,13 +78,22 @@ var goldenRef = time.Date(2027, 1, 1, 1, 0, 0, 0, time.UTC)
 
 func runGolden(t *testing.T, lines []string, per int, opts CorrelatorOptions) ([]event.Event, Summary, Stats) {
 	t.Helper()
+	events, sum, st, _ := runGoldenOpen(t, lines, per, opts)
+	return events, sum, st
+}
+
+// runGoldenOpen is runGolden that also says how many messages are still
+// open at the end: a golden that ends with every message removed must
+// leave none (no phantom state).
+func runGoldenOpen(t *testing.T, lines []string, per int, opts CorrelatorOptions) ([]event.Event, Summary, Stats, int) {
+	t.Helper()
 	sink := &memSink{}
 	corr := NewCorrelator(opts)
 	tl := &Tailer{Source: &sliceSource{lines: lines, per: per}, Sink: sink, Resolver: NewResolver(time.UTC, goldenRef, 0), Correlator: corr}
 	if err := tl.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return sink.events, tl.Summary(), corr.Stats()
+	return sink.events, tl.Summary(), corr.Stats(), corr.Open()
 }
 
 func TestCorrelateGolden(t *testing.T) {
@@ -95,14 +104,17 @@ func TestCorrelateGolden(t *testing.T) {
 	}
 	for _, in := range inputs {
 		t.Run(filepath.Base(in), func(t *testing.T) {
-			events, sum, st := runGolden(t, readLines(t, in), 3, CorrelatorOptions{})
+			events, sum, st, open := runGoldenOpen(t, readLines(t, in), 3, CorrelatorOptions{})
 			var got bytes.Buffer
 			for i := range events {
 				got.Write(events[i].AppendJSON(nil))
 				got.WriteByte('\n')
 			}
-			fmt.Fprintf(&got, "# lines=%d postfix=%d not-postfix=%d not-understood=%d rejects=%d unknown=%d verify=%d notifications=%d\n",
-				sum.Lines, sum.Postfix, sum.NotPostfix, sum.NotUnderstood, st.Rejects, st.Unknown, st.Verify, st.Notified)
+			fmt.Fprintf(&got, "# lines=%d postfix=%d not-postfix=%d not-understood=%d rejects=%d unknown=%d verify=%d notifications=%d log-loss=%d open=%d\n",
+				sum.Lines, sum.Postfix, sum.NotPostfix, sum.NotUnderstood, st.Rejects, st.Unknown, st.Verify, st.Notified, sum.LogLoss, open)
+			for _, ex := range sum.Examples {
+				fmt.Fprintf(&got, "# not understood: %q\n", ex)
+			}
 			golden := strings.TrimSuffix(in, ".log") + ".golden"
 			if *update {
 				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
