@@ -705,8 +705,8 @@ type handOffVerdict uint8
 
 const (
 	handOffNo    handOffVerdict = iota // a remote server's queue ID: a delivery
-	handOffYes                  // a message of this Postfix carries on
-	handOffMaybe                // loopback relay, queue ID not seen yet: hold
+	handOffYes                         // a message of this Postfix carries on
+	handOffMaybe                       // loopback relay, queue ID not seen yet: hold
 )
 
 // handOffKind tells a re-injection into this same Postfix from a server
