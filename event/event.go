@@ -100,9 +100,10 @@ type Event struct {
 	Reason     string    `json:"reason"`             // Postfix's parenthesised reason, "" when none
 	Delay      string    `json:"delay"`              // Postfix's delay= in seconds, as logged
 	Class      Class     `json:"class,omitempty"`    // bounced only
-	SourceIP   string    `json:"sourceIp,omitempty"` // client that submitted the message (smtpd client=)
+	SourceIP   string    `json:"sourceIp,omitempty"` // client that submitted the message (smtpd client=); webhooks send it on queued only (WIRE.md)
 	SenderIP   string    `json:"senderIp,omitempty"` // server we delivered to (relay=host[ip])
 	Attempt    int       `json:"attempt,omitempty"`  // deferred/succeeded/failed: delivery attempt number for this recipient
+	Size       int64     `json:"size,omitempty"`     // message size in bytes (qmgr's size=), 0 when the log did not show it
 
 	// Filled from the milter's observation of the message (Inbound issue);
 	// "" until then.

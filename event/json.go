@@ -54,6 +54,10 @@ func (e *Event) AppendJSON(b []byte) []byte {
 		b = append(b, `,"attempt":`...)
 		b = strconv.AppendInt(b, int64(e.Attempt), 10)
 	}
+	if e.Size != 0 {
+		b = append(b, `,"size":`...)
+		b = strconv.AppendInt(b, e.Size, 10)
+	}
 	return append(b, '}')
 }
 

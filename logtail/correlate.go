@@ -823,7 +823,6 @@ func (c *Correlator) emitQueued(st *msgState, rc *rcpt) {
 		at = st.FirstSeen
 	}
 	ev := c.base(st, rc, event.Queued, at, "")
-	ev.SourceIP = st.ClientIP
 	ev.Attempt = 0
 	c.emit(ev)
 }
@@ -846,8 +845,14 @@ func (c *Correlator) base(st *msgState, rc *rcpt, typ event.Type, t time.Time, r
 		Type: typ, Time: t, Host: st.key.Host, QueueID: st.key.QueueID,
 		MessageID: st.MessageID, ReturnPath: st.ReturnPath,
 		To: rc.To, OrigTo: rc.OrigTo, Attempt: rc.Attempts,
+		SourceIP: st.ClientIP, Size: st.Size,
 	}
 	if p := st.Parent; p != nil {
+		// The sender's facts: a filter's re-injection has its own client
+		// (loopback) and a larger size (the filter's headers).
+		if p.ClientIP != "" || p.Size != 0 {
+			ev.SourceIP, ev.Size = p.ClientIP, p.Size
+		}
 		if p.MessageID != "" {
 			ev.MessageID = p.MessageID
 		}

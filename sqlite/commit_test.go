@@ -41,6 +41,7 @@ func TestCommitRoundTrip(t *testing.T) {
 	in[3].From = `"Shop" <shop@app.example.com>`
 	in[3].Subject = "Ihre Bestellung – Nr. 4711"
 	in[3].APIData = `{"campaign":"june"}`
+	in[3].Size = 48213
 	in[5].Class = event.ClassOther
 	if err := s.Commit(ctx, event.Batch{Events: in}); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func scanEvent(r rowScanner) (event.Event, error) {
 	var ns, off, class, attempt int64
 	if err := r.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
 		&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
-		&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData); err != nil {
+		&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData, &e.Size); err != nil {
 		return event.Event{}, err
 	}
 	e.Type = event.Type(typ)

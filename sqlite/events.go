@@ -44,7 +44,7 @@ type preparedStmt struct {
 // eventColumns is the column order of insertEvent and of every events read.
 const eventColumns = `id, type, time, time_offset, host, queue_id, message_id, return_path,
 	rcpt_to, orig_to, relay, dsn, reason, delay, class, source_ip, sender_ip, attempt,
-	from_hdr, subject, api_data`
+	from_hdr, subject, api_data, size`
 
 func (w *writeStmts) list() []preparedStmt {
 	// ON CONFLICT DO NOTHING rather than INSERT OR IGNORE: OR IGNORE would
@@ -53,7 +53,7 @@ func (w *writeStmts) list() []preparedStmt {
 	// no-op; (time, id) is the unique key, see 0001_init.sql.
 	return []preparedStmt{
 		{&w.insertEvent, `INSERT INTO events (` + eventColumns + `, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (time, id) DO NOTHING`},
 		{&w.upsertMessage, `INSERT INTO messages (host, queue_id, message_id, return_path,
 				client_ip, first_seen, first_seen_offset, last_seen, last_seen_offset, state)
@@ -154,7 +154,7 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			res, err := ins.ExecContext(run, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
 				e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
 				int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
-				e.APIData, now)
+				e.APIData, e.Size, now)
 			if err != nil {
 				return fmt.Errorf("insert event %q: %w", e.ID, err)
 			}
@@ -335,7 +335,7 @@ func (s *Store) Events(ctx context.Context, q event.Query) ([]event.Event, error
 		var ns, off, class, attempt int64
 		if err := rows.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
 			&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
-			&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData); err != nil {
+			&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData, &e.Size); err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
 		e.Type = event.Type(typ)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -154,5 +155,28 @@ func TestParseOverlongLine(t *testing.T) {
 	}
 	if !strings.Contains(errs, "over-long lines") || !strings.Contains(errs, "lines read: 1\n") {
 		t.Errorf("stderr:\n%s", errs)
+	}
+}
+
+// Log lines are bytes from anywhere: the CSV is valid UTF-8 like the JSON,
+// and a line not understood cannot send escape sequences to a terminal.
+func TestParseOutputHygiene(t *testing.T) {
+	log := "Nov  7 10:00:01 mx postfix/smtpd[1]: 4A1B2C3D4E: client=a.example[192.0.2.1]\n" +
+		"Nov  7 10:00:01 mx postfix/qmgr[2]: 4A1B2C3D4E: from=<a@a.example>, size=1234, nrcpt=1 (queue active)\n" +
+		"Nov  7 10:00:02 mx postfix/smtp[3]: 4A1B2C3D4E: to=<b@b.example>, relay=b.example[192.0.2.2]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 \xff\xfe ok)\n" +
+		"Nov  7 10:00:03 mx postfix/smtp[3]: 4A1B2C3D4E: to=<c@b.example>\x1b]0;pwned\x07\x1b[31m, relay=b.example[192.0.2.2]:25\n"
+	code, out, errs := runCmd(t, "parse", "--format", "csv", writeFile(t, "mixed.log", []byte(log)))
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !utf8.ValidString(out) || !strings.Contains(out, "250 \uFFFD\uFFFD ok") {
+		t.Errorf("CSV is not valid UTF-8 with U+FFFD:\n%q", out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if want := "4A1B2C3D4E,,a@a.example,b@b.example,,,,,,,1234,192.0.2.1"; !strings.HasSuffix(lines[1], want) {
+		t.Errorf("queued row %q, want it to end in %q", lines[1], want)
+	}
+	if strings.ContainsAny(errs, "\x1b\x07") || !strings.Contains(errs, `\x1b]0;pwned\a\x1b[31m`) {
+		t.Errorf("example not escaped:\n%q", errs)
 	}
 }

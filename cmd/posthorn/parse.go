@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/logtail"
@@ -191,7 +192,7 @@ func printSummary(w io.Writer, s logtail.Summary, corr *logtail.Correlator) {
 	}
 }
 
-var csvHeader = []string{"id", "event", "time", "host", "queueId", "messageId", "returnPath", "to", "origTo", "relay", "dsn", "reason", "delay", "class"}
+var csvHeader = []string{"id", "event", "time", "host", "queueId", "messageId", "returnPath", "to", "origTo", "relay", "dsn", "reason", "delay", "class", "size", "sourceIp"}
 
 // printSink writes events as JSON lines or CSV rows.
 type printSink struct {
@@ -209,8 +210,19 @@ func (p *printSink) Commit(_ context.Context, b event.Batch) error {
 			if ev.Class != event.ClassNone {
 				class = strconv.Itoa(int(ev.Class))
 			}
+			size := ""
+			if ev.Size != 0 {
+				size = strconv.FormatInt(ev.Size, 10)
+			}
 			p.row = append(p.row[:0], ev.ID, string(ev.Type), ev.Time.Format(time.RFC3339Nano), ev.Host, ev.QueueID,
-				ev.MessageID, ev.ReturnPath, ev.To, ev.OrigTo, ev.Relay, ev.DSN, ev.Reason, ev.Delay, class)
+				ev.MessageID, ev.ReturnPath, ev.To, ev.OrigTo, ev.Relay, ev.DSN, ev.Reason, ev.Delay, class, size, ev.SourceIP)
+			for i, f := range p.row {
+				// As in the JSON output: invalid UTF-8 (a log line is
+				// bytes) becomes U+FFFD, so spreadsheets get valid text.
+				if !utf8.ValidString(f) {
+					p.row[i] = strings.Map(func(r rune) rune { return r }, f) // one U+FFFD per bad byte, as JSON
+				}
+			}
 			if err := p.csv.Write(p.row); err != nil {
 				return err
 			}
