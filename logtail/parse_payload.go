@@ -11,11 +11,14 @@ import (
 func parsePayload(r *Record, p string) error {
 	qid, body, ok := cutQueueID(p)
 	if !ok {
+		if why := brokenQueueID(p); why != "" {
+			return &ParseError{Reason: why}
+		}
 		return nil
 	}
 	r.QueueID = qid
 	if len(body) == 0 {
-		return nil
+		return &ParseError{Reason: "queue ID without text"}
 	}
 	switch body[0] {
 	case 't':
@@ -55,7 +58,90 @@ func parsePayload(r *Record, p string) error {
 			return err
 		}
 	}
-	return parseAction(r, body)
+	if err := parseAction(r, body); err != nil || r.Kind != KindOther || knownQueueText(body) {
+		return err
+	}
+	return &ParseError{Reason: "unknown text after a queue ID"}
+}
+
+// recordWords start the queue file records the correlator follows; text
+// that starts with one after something that is not a queue ID is a broken
+// record, not an informational line.
+var recordWords = [...]string{"to=", "orig_to=", "from=", "client=", "message-id=", "resent-message-id=", "uid=", "status=", "removed"}
+
+func startsWithRecordWord(s string) bool {
+	for _, w := range recordWords {
+		if strings.HasPrefix(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// brokenQueueID tells a line that means to start with a queue ID but does
+// not have a valid one ("FGHIJ67890: to=...", "abcdef1234: ...", a queue
+// ID without its colon, "QID:removed") from the informational lines that
+// have none (connect, warning:, statistics:, daemon started ...), which
+// never start with a word of digits and letters followed by ':', nor with
+// a queue ID and a space. It returns "" for the latter.
+func brokenQueueID(p string) string {
+	const maxWord = 64
+	i, digit := 0, false
+	for i < len(p) && i < maxWord && isAlnumByte(p[i]) {
+		digit = digit || isDigitByte(p[i])
+		i++
+	}
+	if i == 0 || i >= len(p) {
+		return ""
+	}
+	word, rest := p[:i], p[i+1:]
+	switch p[i] {
+	case ':':
+		if looksLikeQueueID(word) || word == "NOQUEUE" {
+			return "no space after the queue ID's colon"
+		}
+		if (digit && i >= 5) || startsWithRecordWord(skipBlanks(rest)) {
+			return "not a Postfix queue ID (upper-case hex, or a long ID with 'z' at position 11)"
+		}
+	case ' ':
+		if digit && looksLikeQueueID(word) {
+			return "queue ID without ':'"
+		}
+	}
+	return ""
+}
+
+// knownQueueText recognises the informational text Postfix logs after a
+// queue ID (POSTFIX-LOGS §2.6, §2.4, postsuper): anything else there is a
+// line this parser does not know, and is counted as not understood.
+func knownQueueText(body string) bool {
+	// "<action>: ..." of header/body checks, smtpd access actions and
+	// milters (warning:, info:, hold:, redirect:, prepend:, filter:,
+	// proxy-accept:, reject_warning: ...): parseAction's shape.
+	i := 0
+	for i < len(body) && i < 32 && (('a' <= body[i] && body[i] <= 'z') || body[i] == '-' || body[i] == '_') {
+		i++
+	}
+	if i > 0 && i < len(body) && body[i] == ':' {
+		return true
+	}
+	for _, w := range knownQueueWords {
+		if strings.HasPrefix(body, w) {
+			return true
+		}
+	}
+	return false
+}
+
+var knownQueueWords = [...]string{
+	"resent-message-id=",
+	// smtp, lmtp: a session's trouble before or besides the status line
+	"host ", "lost connection with ", "conversation with ", "connect to ",
+	"SASL authentication failed", "Used TLS for ", "enabling PIX workarounds",
+	"Cannot start TLS", "TLS is required", "Server certificate not ", "certificate verification failed",
+	"breaking line",
+	// qmgr, postsuper
+	"skipped, still being delivered", "placed on hold", "released from hold", "requeued", "expired",
 }
 
 // cutQueueID splits "QUEUEID: rest". NOQUEUE, which smtpd and postscreen log

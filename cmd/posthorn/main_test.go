@@ -68,6 +68,10 @@ func TestParseBadInput(t *testing.T) {
 			[]string{"gzip data truncated"}, -1, false},
 		{"invalid UTF-8", []string{"parse", writeFile(t, "utf8.log", []byte(strings.Replace(good, "250 ok", "250 \xff\xfe ok", 1)))}, exitOK, nil, 2, false},
 		{"not a maillog", []string{"parse", writeFile(t, "poem.txt", []byte("roses are red\nviolets are blue\n"))}, exitOK, []string{"non-Postfix lines skipped: 2", "not a Postfix log"}, 0, false},
+		{"only Postfix lines not understood", []string{"parse", writeFile(t, "odd.log", []byte("Nov  7 10:00:02 mx postfix/smtp[3]: FGHIJ67890: to=<b@b.example>, relay=b.example[192.0.2.2]:25, dsn=2.0.0, status=sent (250 ok)\n"))}, exitOK,
+			[]string{"Postfix lines not understood: 1", "FGHIJ67890", "no Postfix line was understood"}, 0, false},
+		{"logger dropped messages", []string{"parse", writeFile(t, "loss.log", []byte(good+"Nov  7 10:00:03 mx rsyslogd: imjournal: 143847 messages lost due to rate-limit\n"))}, exitOK,
+			[]string{"warning: the system logger reported dropping messages (1 reports)"}, 2, false},
 		{"one readable of two", []string{"parse", missing, writeFile(t, "good.log", []byte(good))}, exitOK, []string{"missing.log"}, 2, false},
 		{"bad format flag", []string{"parse", "--format", "xml"}, exitConfig, []string{"--format"}, 0, false},
 		{"bad zone", []string{"parse", "--tz", "Mars/Olympus"}, exitConfig, []string{"--tz"}, 0, false},
@@ -82,6 +86,9 @@ func TestParseBadInput(t *testing.T) {
 				if !strings.Contains(errs, s) {
 					t.Errorf("stderr lacks %q:\n%s", s, errs)
 				}
+			}
+			if c.name == "only Postfix lines not understood" && strings.Contains(errs, "not a Postfix log") {
+				t.Errorf("a log of Postfix lines called not a Postfix log:\n%s", errs)
 			}
 			if strings.Count(errs, "bad.gz") > 1 {
 				t.Errorf("the path is named more than once:\n%s", errs)

@@ -174,7 +174,7 @@ func printSummary(w io.Writer, s logtail.Summary, corr *logtail.Correlator) {
 		fmt.Fprintf(w, "warning: over-long lines (only their first %d bytes read; Postfix writes at most 2000): %d\n", logtail.DefaultMaxLine, s.Overlong)
 	}
 	if s.LogLoss > 0 {
-		fmt.Fprintf(w, "warning: the logger reported lost or suppressed messages %d times: some outcomes may be missing\n", s.LogLoss)
+		fmt.Fprintf(w, "warning: the system logger reported dropping messages (%d reports): some delivery outcomes may be missing\n", s.LogLoss)
 	}
 	if st.Unknown > 0 {
 		fmt.Fprintf(w, "recipients with outcome unknown (message removed or lost without a final status): %d\n", st.Unknown)
