@@ -1,9 +1,12 @@
 package logtail
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +103,41 @@ func TestTailerLingerEnds(t *testing.T) {
 		if got := sink.got(); !slices.Equal(got, []int64{2}) {
 			t.Errorf("stop while lingering %v: commits at %v, want the one line", stopWhileLingering, got)
 		}
+	}
+}
+
+// Over-long lines and the system logger's drop reports are counted and
+// warned about once per batch, not once per line.
+func TestTailerWarnsOverlongAndLogLoss(t *testing.T) {
+	long := "Nov  7 10:00:00 mx postfix/smtp[3]: 5B2C3D4E5F: to=<c@c.example>, relay=none, dsn=5.0.0, status=bounced (" + strings.Repeat("x", 500) + ")"
+	text := long + "\n" + long + "\n" +
+		"Nov  7 10:00:01 mx rsyslogd: imjournal: 143847 messages lost due to rate-limit\n" +
+		"Nov  7 10:00:01 mx systemd-journald[250]: Suppressed 7124 messages from postfix.service\n" +
+		"Nov  7 10:00:02 mx rsyslogd: imjournal: journal files changed, reloading...\n"
+	src, err := NewReaderSource([]string{Stdin}, ReaderOptions{MaxLine: 200, Stdin: strings.NewReader(text)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	sink := &memSink{}
+	tl := &Tailer{Source: src, Sink: sink, Resolver: NewResolver(time.UTC, goldenRef, 0), Correlator: NewCorrelator(CorrelatorOptions{}),
+		Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	if err := tl.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sum := tl.Summary()
+	if sum.Lines != 5 || sum.Overlong != 2 || sum.LogLoss != 2 || sum.Postfix != 2 {
+		t.Errorf("summary %+v", sum)
+	}
+	out := logged.String()
+	if n := strings.Count(out, "over-long log lines"); n != 1 || !strings.Contains(out, "lines=2") {
+		t.Errorf("%d over-long warnings:\n%s", n, out)
+	}
+	if n := strings.Count(out, "dropping messages"); n != 1 || !strings.Contains(out, "reports=2") {
+		t.Errorf("%d log-loss warnings:\n%s", n, out)
+	}
+	// Each cut line's head is a bounce with its reason cut short.
+	if len(sink.events) != 5 || len(sink.events[1].Reason) != 200-len(long[:strings.IndexByte(long, '(')+1]) {
+		t.Errorf("%d events, reason %d bytes", len(sink.events), len(sink.events[1].Reason))
 	}
 }
