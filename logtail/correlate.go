@@ -61,6 +61,12 @@ type Correlator struct {
 	// not been seen yet to the message whose recipient waits on it (see
 	// heldSent).
 	awaiting map[event.MessageKey]event.MessageKey
+	// sharedMID counts the open messages per (host, Message-ID), so that
+	// the search for a filter race's original (adoptFiltered) runs only
+	// when another message has the same Message-ID: apps that submit on
+	// loopback would otherwise cost a scan of every open message per
+	// delivery.
+	sharedMID map[event.MessageKey]int
 }
 
 // msgState is one message lifetime. Exported fields are persisted (JSON
@@ -136,11 +142,12 @@ func NewCorrelator(o CorrelatorOptions) *Correlator {
 		o.Grace = 10 * time.Second
 	}
 	return &Correlator{
-		opts:     o,
-		open:     map[event.MessageKey]*msgState{},
-		dirty:    map[event.MessageKey]struct{}{},
-		stats:    Stats{Events: map[event.Type]int64{}},
-		awaiting: map[event.MessageKey]event.MessageKey{},
+		opts:      o,
+		open:      map[event.MessageKey]*msgState{},
+		dirty:     map[event.MessageKey]struct{}{},
+		stats:     Stats{Events: map[event.Type]int64{}},
+		awaiting:  map[event.MessageKey]event.MessageKey{},
+		sharedMID: map[event.MessageKey]int{},
 	}
 }
 
@@ -154,7 +161,9 @@ func (c *Correlator) Restore(msgs []event.Message) error {
 			}
 		}
 		st.key = m.MessageKey
-		st.MessageID, st.ReturnPath, st.ClientIP = m.MessageID, m.ReturnPath, m.ClientIP
+		st.ReturnPath, st.ClientIP = m.ReturnPath, m.ClientIP
+		st.MessageID = "" // the state's copy: counted by setMessageID below
+		c.setMessageID(st, m.MessageID)
 		st.FirstSeen, st.LastSeen = m.FirstSeen, m.LastSeen
 		st.progressed = !st.QueuedAt.IsZero() || len(st.Rcpts) > 0
 		st.stored = true
@@ -220,7 +229,7 @@ func (c *Correlator) Feed(r *Record, t time.Time, raw string) []event.Event {
 		st.Born = true
 	case KindMessageID:
 		st := c.lookup(r, t, true)
-		st.MessageID = strings.Clone(r.MessageID)
+		c.setMessageID(st, strings.Clone(r.MessageID))
 		if isNotificationID(st.MessageID, st.key.QueueID) && st.ReturnPath == "" {
 			st.Notification = true
 		}
@@ -359,7 +368,9 @@ func (c *Correlator) settle(st *msgState) {
 		}
 		rc.Held = nil
 		rc.Final = true
-		delete(c.awaiting, event.MessageKey{Host: st.key.Host, QueueID: h.QueueID})
+		if k := (event.MessageKey{Host: st.key.Host, QueueID: h.QueueID}); c.awaiting[k] == st.key {
+			delete(c.awaiting, k)
+		}
 		if st.Notification && !c.opts.ReportNotifications {
 			c.stats.Notified++
 			continue
@@ -399,6 +410,7 @@ func (c *Correlator) remove(st *msgState, t time.Time, why string) {
 
 func (c *Correlator) drop(st *msgState) {
 	c.settle(st)
+	c.setMessageID(st, "")
 	delete(c.open, st.key)
 	if c.opts.Persist {
 		delete(c.dirty, st.key)
@@ -407,6 +419,20 @@ func (c *Correlator) drop(st *msgState) {
 		if st.stored {
 			c.closed = append(c.closed, st.key)
 		}
+	}
+}
+
+// setMessageID sets st's Message-ID and keeps sharedMID in step.
+func (c *Correlator) setMessageID(st *msgState, mid string) {
+	if st.MessageID != "" {
+		k := event.MessageKey{Host: st.key.Host, QueueID: st.MessageID}
+		if c.sharedMID[k]--; c.sharedMID[k] <= 0 {
+			delete(c.sharedMID, k)
+		}
+	}
+	st.MessageID = mid
+	if mid != "" {
+		c.sharedMID[event.MessageKey{Host: st.key.Host, QueueID: mid}]++
 	}
 }
 
@@ -676,6 +702,9 @@ func endsMessage(r *Record) bool {
 // its line. The parent is the open message with the same Message-ID and
 // sender; the recipient the sender addressed is the line's orig_to.
 func (c *Correlator) adoptForward(st *msgState, r *Record, t time.Time) {
+	if c.sharedMID[event.MessageKey{Host: st.key.Host, QueueID: st.MessageID}] < 2 {
+		return
+	}
 	var p *msgState
 	for _, o := range c.open {
 		if o != st && o.Born && o.RemovedAt.IsZero() && o.key.Host == st.key.Host &&
@@ -737,6 +766,9 @@ func (c *Correlator) handOffKind(st *msgState, r *Record) handOffVerdict {
 // other open message with the same Message-ID and sender whose recipient
 // is still without an outcome.
 func (c *Correlator) adoptFiltered(st *msgState, r *Record, t time.Time) {
+	if c.sharedMID[event.MessageKey{Host: st.key.Host, QueueID: st.MessageID}] < 2 {
+		return
+	}
 	var p *msgState
 	for _, o := range c.open {
 		if o == st || !o.RemovedAt.IsZero() || o.key.Host != st.key.Host || !o.progressed || o.Notification ||

@@ -251,3 +251,25 @@ func TestResolverYear(t *testing.T) {
 		t.Errorf("fixed year: got %d", got)
 	}
 }
+
+// The indexes beside the open messages (held hand-offs, shared
+// Message-IDs) empty when the messages are gone: nothing accumulates.
+func TestCorrelateIndexesEmpty(t *testing.T) {
+	for _, in := range []string{"testdata/correlate/filterrace.log", "testdata/correlate/tunnel.log", "testdata/correlate/latefilter.log", "testdata/correlate/handoff.log"} {
+		corr := NewCorrelator(CorrelatorOptions{MessageTTL: time.Hour})
+		var last time.Time
+		for _, l := range readLines(t, in) {
+			rec, err := Parse(l)
+			if err != nil {
+				continue
+			}
+			last = NewResolver(time.UTC, goldenRef, 0).Resolve(rec.Stamp)
+			corr.Feed(&rec, last, l)
+		}
+		later := Record{Kind: KindRemoved, Host: "other", QueueID: "ABCDEF12345"}
+		corr.Feed(&later, last.Add(2*time.Hour), "")
+		if len(corr.open) != 0 || len(corr.awaiting) != 0 || len(corr.sharedMID) != 0 {
+			t.Errorf("%s: %d open, %d awaiting, %d shared Message-IDs after all are gone", in, len(corr.open), len(corr.awaiting), len(corr.sharedMID))
+		}
+	}
+}
