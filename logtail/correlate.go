@@ -585,13 +585,19 @@ func (c *Correlator) delivery(r *Record, t time.Time, raw string) {
 	}
 	hold := false
 	if typ == event.Succeeded && r.HandOff != "" {
-		switch c.handOffKind(st, r) {
+		switch verdict, child := c.handOffKind(st, r); verdict {
 		case handOffYes:
 			// A content filter re-injected the message, or local(8) expanded an
 			// alias: the new queue ID carries on, and its final hop is what the
 			// sender wants to hear about.
 			rc.Final = true
-			child := c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.HandOff}, t, false)
+			if child == nil {
+				// local(8) logged "forwarded as" before the new message's
+				// own lines: it is known from here on.
+				child = c.lookupKey(event.MessageKey{Host: r.Host, QueueID: r.HandOff}, t, false)
+			} else {
+				c.touch(child, t)
+			}
 			if !rc.Queued && child.Parent != nil && child.Parent.Adopted && child.Parent.QueueID == st.key.QueueID {
 				// The child's delivery came first and emitted this
 				// recipient's queued already (adoptFiltered).
@@ -745,17 +751,21 @@ const (
 // delivered already). A relay on loopback whose queue ID has not been
 // seen may be a content filter whose lines are late, or a tunnel to
 // another server: the outcome is held until one or the other is known.
-func (c *Correlator) handOffKind(st *msgState, r *Record) handOffVerdict {
-	if r.Forward {
-		return handOffYes
+//
+// The new message is returned when it is known (possibly removed already,
+// within Grace): a removed one is linked, not started again.
+func (c *Correlator) handOffKind(st *msgState, r *Record) (handOffVerdict, *msgState) {
+	x := c.find(r.Host, r.HandOff)
+	if x == st {
+		x = nil
 	}
-	if x := c.find(r.Host, r.HandOff); x != nil && x != st {
-		return handOffYes
+	switch {
+	case r.Forward || x != nil:
+		return handOffYes, x
+	case isLoopback(r.RelayIP):
+		return handOffMaybe, nil
 	}
-	if isLoopback(r.RelayIP) {
-		return handOffMaybe
-	}
-	return handOffNo
+	return handOffNo, nil
 }
 
 // adoptFiltered links a message that a content filter re-injected (its
