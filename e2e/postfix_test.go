@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -194,9 +196,17 @@ func testEventsFromRealPostfix(t *testing.T, long bool) {
 			t.Errorf("a notification to the sender was reported: %s %s %s", e.Type, e.QueueID, e.Reason)
 		}
 	}
-	// And the one-shot parser agrees with the daemon.
+	// And the one-shot parser agrees with the daemon, and understands
+	// every line this real Postfix wrote.
 	if want := parseOracle(t, maillog); len(want) != len(evs) {
 		t.Errorf("serve stored %d events, posthorn parse prints %d", len(evs), len(want))
+	}
+	var summary bytes.Buffer
+	cmd := exec.Command(posthorn, "parse", maillog)
+	cmd.Stderr = &summary
+	if err := cmd.Run(); err != nil || !strings.Contains(summary.String(), "Postfix lines not understood: 0\n") ||
+		strings.Contains(summary.String(), "messages still open") {
+		t.Errorf("posthorn parse: %v\n%s", err, summary.String())
 	}
 	took, err := d.stop(t)
 	if err != nil || took > 5*time.Second {
