@@ -58,8 +58,15 @@ type Stats struct {
 	Attempts         int64
 	BatchesSucceeded int64
 	EventsSucceeded  int64
-	BatchesFailed    int64 // permanent failure or retry period over
-	EventsFailed     int64
+	// Failed by an attempt: a permanent failure, or the last attempt of
+	// the retry period failing.
+	BatchesFailed int64
+	EventsFailed  int64
+	// Failed without a further attempt because their retry period was
+	// over (the endpoint was held off, or the backlog was older than the
+	// period).
+	BatchesExpired int64
+	EventsExpired  int64
 	// OverflowEvents were failed, unposted, because more than MaxPending
 	// events were waiting.
 	OverflowEvents int64
@@ -86,6 +93,16 @@ type Dispatcher struct {
 	posterCA string
 	hold     time.Time // endpoint failing: no attempt before this
 	streak   int       // temporary failures in a row, of any batch
+	// The settings of the last step: a change lifts the hold.
+	last     settings.EventWebhook
+	lastSeen bool
+	// Replays counted while the endpoint is held: a change lifts it.
+	replays      int64
+	replaysKnown bool
+	// No retry period of a pending batch ends before expireAt, with the
+	// period setting expirePeriod.
+	expireAt     time.Time
+	expirePeriod time.Duration
 
 	notify chan struct{} // new events stored
 	frozen chan struct{} // a batch was formed
@@ -142,6 +159,15 @@ func New(o Options) (*Dispatcher, error) {
 // Notify tells the dispatcher that events were stored. It never blocks,
 // so the log reader can call it after every commit.
 func (d *Dispatcher) Notify() { signal(d.notify) }
+
+// SettingsChanged tells the dispatcher that the settings changed. It
+// wakes both goroutines: a changed endpoint, credential or CA is the fix
+// for a failing endpoint, so the hold after its failures is lifted and
+// the batches due go out at once. It never blocks.
+func (d *Dispatcher) SettingsChanged() {
+	signal(d.notify)
+	signal(d.frozen)
+}
 
 // Stats returns the counters so far.
 func (d *Dispatcher) Stats() Stats {
@@ -411,17 +437,30 @@ func (d *Dispatcher) bound(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// Deliver makes attempts, one at a time, until no batch is due or the
-// endpoint fails temporarily; then it holds off until that batch's next
-// attempt, so a dead endpoint sees one probe per retry step, not one per
-// batch. It returns when it wants to run again (zero: when woken).
+// Deliver makes attempts, one at a time and in event order, until no
+// batch is due or the endpoint fails temporarily; then it holds off until
+// that batch's next attempt, so a dead endpoint sees one probe per retry
+// step, not one per batch, and each probe is the oldest batch waiting.
+// Batches whose retry period (counted from when they were formed) ends
+// meanwhile are failed without another attempt. A change of the settings,
+// or a replay, lifts the hold. It returns when it wants to run again
+// (zero: when woken).
 func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 	for ctx.Err() == nil {
 		now := d.o.Now()
-		if now.Before(d.hold) {
-			return d.hold, nil
-		}
 		s := d.o.Settings()
+		if err := d.reconsider(ctx, s, now); err != nil {
+			return time.Time{}, fmt.Errorf("deliver batches: %w", err)
+		}
+		held := now.Before(d.hold)
+		expires, err := d.expire(ctx, s, now, held)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("deliver batches: %w", err)
+		}
+		if held {
+			// Back within Poll to look for a replay.
+			return earliest(d.hold, expires, now.Add(d.o.Poll)), nil
+		}
 		if err := s.Validate(d.o.AllowHTTP); err != nil {
 			// Without anything due there is nothing to complain about
 			// (a new installation has no settings yet).
@@ -430,9 +469,9 @@ func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 			case nerr != nil:
 				return time.Time{}, fmt.Errorf("deliver batches: %w", nerr)
 			case !ok:
-				return time.Time{}, nil
+				return earliest(expires), nil
 			case next.After(now):
-				return next, nil
+				return earliest(next, expires), nil
 			}
 			return time.Time{}, fmt.Errorf("deliver batches: %w", err)
 		}
@@ -446,16 +485,98 @@ func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 		}
 		if len(ids) == 0 {
 			next, ok, err := d.o.Outbox.NextDue(ctx)
-			if err != nil || !ok {
-				return time.Time{}, err
+			if err != nil {
+				return time.Time{}, fmt.Errorf("deliver batches: %w", err)
 			}
-			return next, nil
+			if !ok {
+				return earliest(expires), nil
+			}
+			return earliest(next, expires), nil
 		}
 		if err := d.attempt(ctx, s, p, ids[0]); err != nil {
 			return time.Time{}, err
 		}
 	}
 	return time.Time{}, nil
+}
+
+// earliest returns the earliest of the times that are set (zero: none).
+func earliest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (out.IsZero() || t.Before(out)) {
+			out = t
+		}
+	}
+	return out
+}
+
+// reconsider lifts the endpoint's hold when the settings changed or
+// batches were replayed since it was set: either is someone acting on the
+// failure (a fixed URL, credential or CA; `posthorn replay` after the
+// receiver is back), who should not wait hours for the next step of the
+// backoff. A replay made by another process is seen through the store's
+// count, looked at while the endpoint is held.
+func (d *Dispatcher) reconsider(ctx context.Context, s settings.EventWebhook, now time.Time) error {
+	if d.lastSeen && s != d.last && (d.streak > 0 || !d.hold.IsZero()) {
+		d.o.Logger.Info("event webhook settings changed: trying the endpoint again now")
+		d.hold, d.streak = time.Time{}, 0
+	}
+	d.last, d.lastSeen = s, true
+	if !now.Before(d.hold) {
+		d.replaysKnown = false
+		return nil
+	}
+	n, err := d.o.Outbox.Replays(ctx)
+	if err != nil {
+		return err
+	}
+	if d.replaysKnown && n != d.replays {
+		d.o.Logger.Info("event webhook batches were replayed: trying the endpoint again now")
+		d.hold, d.streak = time.Time{}, 0
+	}
+	d.replays, d.replaysKnown = n, true
+	return nil
+}
+
+// expire fails the batches whose retry period is over, when one may be,
+// and returns when the next one ends. While the endpoint is held even a
+// batch due for its last attempt is failed: that attempt would go to an
+// endpoint that is failing, after the period the user allowed.
+func (d *Dispatcher) expire(ctx context.Context, s settings.EventWebhook, now time.Time, held bool) (time.Time, error) {
+	// Settings that fail validation still have a period to count.
+	period := min(max(time.Duration(s.RetryPeriod), settings.MinRetryPeriod), settings.MaxRetryPeriod)
+	if period == d.expirePeriod && now.Before(d.expireAt) {
+		return d.expireAt, nil
+	}
+	failing := d.streak > 0
+	reason := func(round int) string {
+		switch {
+		case round == 0 && failing:
+			return fmt.Sprintf("retry period of %s over without an attempt: the endpoint is failing", settings.Duration(period))
+		case round == 0:
+			return fmt.Sprintf("retry period of %s over without an attempt", settings.Duration(period))
+		case round == 1:
+			return fmt.Sprintf("retry period of %s over after 1 attempt", settings.Duration(period))
+		}
+		return fmt.Sprintf("retry period of %s over after %d attempts", settings.Duration(period), round)
+	}
+	batches, events, next, err := d.o.Outbox.Expire(ctx, now, period, !held, reason)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if next.IsZero() {
+		// Nothing pending: a batch formed from now on ends its period
+		// later than this.
+		next = now.Add(period)
+	}
+	d.expireAt, d.expirePeriod = next, period
+	if batches > 0 {
+		d.count(func(st *Stats) { st.BatchesExpired += int64(batches); st.EventsExpired += events })
+		d.o.Logger.Error("event webhook: retry period over, batches failed without another attempt (posthorn replay re-queues them)",
+			"batches", batches, "events", events, "retry_period", settings.Duration(period))
+	}
+	return next, nil
 }
 
 // body returns the batch's frozen body, encoding and freezing it at the
@@ -499,7 +620,7 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 		res = p.Post(ctx, NewRequest(s, id, f.Attempt, ct, body))
 	}
 	now := d.o.Now()
-	state, next := Decide(res, f.Round, f.FirstAttempt, now, time.Duration(s.RetryPeriod), d.o.Rand)
+	state, next := Decide(res, f.Round, f.PeriodStart, now, time.Duration(s.RetryPeriod), d.o.Rand)
 	switch {
 	case res.Kind == KindCanceled:
 		// Not the endpoint's fault: try again as soon as we are back.
@@ -516,7 +637,7 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 		case state != StateDeferred:
 		case next.After(d.hold):
 			d.hold = next
-		case next.Equal(f.FirstAttempt.Add(time.Duration(s.RetryPeriod))):
+		case next.Equal(f.PeriodStart.Add(time.Duration(s.RetryPeriod))):
 			// This batch's last try, when its period ends, is not put off.
 			d.hold = next
 		}
@@ -588,6 +709,14 @@ type Observations interface {
 // observe fills From, Subject and APIData of events the log reader could
 // not know them for. A failed lookup leaves them empty, as for mail the
 // milter never saw: the batch goes out all the same.
+//
+// It runs when the body is made, at the first attempt, not when the batch
+// is formed: forming reads only each event's position, id, type and time,
+// and looking up at formation would mean reading every event in full and
+// writing what was found, per event, on the log reader's path — the write
+// per event the outbox is built to avoid. The milter's records outlive a
+// retry period if milter.observation_ttl is at least retry_period (the
+// README says so); a batch first attempted later carries them empty.
 func (d *Dispatcher) observe(ctx context.Context, evs []event.Event) {
 	if d.o.Observations == nil {
 		return

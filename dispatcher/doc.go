@@ -23,9 +23,14 @@
 // Ingest never waits for the dispatcher: the log reader writes events to
 // the store, which is all it takes for them to be in the outbox, and at
 // most calls Notify, which does not block. One attempt is in flight at a
-// time; after a temporary failure the endpoint is left alone until that
-// batch's next attempt (NextAttempt has the schedule), so a dead endpoint
-// gets one probe per step of the schedule, not one per batch.
+// time, and batches go out in the order of their events; after a temporary
+// failure the endpoint is left alone until that batch's next attempt
+// (NextAttempt has the schedule), so a dead endpoint gets one probe per
+// step of the schedule, not one per batch, and each probe is the oldest
+// batch waiting. A batch's retry period counts from when it was formed:
+// one whose period ends while the endpoint is held off is failed without
+// another attempt, and can be replayed. New settings or a replay lift the
+// hold.
 //
 // The package imports only the standard library, event and settings; the
 // store is reached through the Outbox interface, whose contract tests live

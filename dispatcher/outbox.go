@@ -25,7 +25,7 @@ import (
 //     family, the range of positions of its events, how many, the
 //     earliest and latest event time, host name, endpoint, state (queued,
 //     deferred, succeeded, failed), attempts, first_attempt_at,
-//     next_attempt_at, lease_until, last HTTP status and reason, and the
+//     the start of its retry period, next_attempt_at, lease_until, last HTTP status and reason, and the
 //     content type and body, empty until the first attempt freezes them;
 //   - one row per attempt: batch_id, attempt, time, host name, endpoint,
 //     state, HTTP status, reason, the first 512 bytes of the answer.
@@ -48,15 +48,17 @@ type Outbox interface {
 	LastSeq(ctx context.Context) (int64, error)
 
 	// Form stores closed batches — state queued, attempts 0, due at
-	// `due` — and raises the families' progress to the given positions,
+	// `due`, their retry period starting at `due` — and raises the families' progress to the given positions,
 	// in one transaction. A batch_id that exists already is left as it is;
 	// progress never goes back.
 	Form(ctx context.Context, batches []Formed, progress map[string]int64, due time.Time) error
 
 	// ClaimDue leases, in one short transaction, up to limit batches in
 	// state queued or deferred whose next_attempt_at is at or before now
-	// and whose lease is unset or ended before now, oldest next_attempt_at
-	// first (then batch_id). For each it sets lease_until, adds one to
+	// and whose lease is unset or ended before now, in event order (by the
+	// position of their first event), so that a receiver gets a
+	// recipient's queued before its succeeded, and the probe of a held
+	// endpoint is the oldest batch waiting. For each it sets lease_until, adds one to
 	// attempts, and sets first_attempt_at to now if unset. It returns their
 	// ids. Counting the attempt at the claim keeps attempt numbers rising
 	// even when the process dies mid-attempt.
@@ -99,6 +101,20 @@ type Outbox interface {
 	// events are failed or none is left; it returns how many batches and
 	// events it failed.
 	FailOldest(ctx context.Context, n int64, now time.Time, reason string) (batches int, events int64, err error)
+
+	// Expire marks as failed the queued and deferred batches, not leased
+	// at now, whose retry period — `period` from when the batch was formed
+	// or last replayed — ended at or before now, each with reason(round),
+	// round being its attempts since it was formed or replayed. With
+	// final set, a batch whose next attempt is at or after the end of its
+	// period is spared: that is its last attempt, due now. It returns how
+	// many batches and events it failed, and when the next period of a
+	// pending batch ends (zero: no batch pending).
+	Expire(ctx context.Context, now time.Time, period time.Duration, final bool, reason func(round int) string) (batches int, events int64, next time.Time, err error)
+
+	// Replays returns a count that rises whenever batches are re-queued
+	// (`posthorn replay`, by this process or another).
+	Replays(ctx context.Context) (int64, error)
 }
 
 // The types below are aliases of unnamed struct types, so that the store
@@ -128,9 +144,11 @@ type Frozen = struct {
 	// as Posthorn-Attempt; Round counts only the attempts since the batch
 	// was last replayed, for the retry schedule.
 	Attempt, Round int
-	// FirstAttempt is when the first attempt of this round was claimed;
-	// the retry period counts from it.
-	FirstAttempt time.Time
+	// PeriodStart is when the batch was formed, or last replayed: its
+	// retry period counts from then, not from its first attempt, so that
+	// a batch that waited behind a dead endpoint does not start its
+	// period late.
+	PeriodStart time.Time
 }
 
 // Attempt is the end of one attempt, as Record stores it.

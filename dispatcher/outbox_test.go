@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/dispatcher/outboxtest"
 	"github.com/posthorn/posthorn/event"
@@ -18,6 +19,7 @@ func TestMemOutbox(t *testing.T) {
 			Inspect: func(_ testing.TB, id string) (outboxtest.Batch, bool) { return m.Inspect(id) },
 			IDs:     func(testing.TB) []string { return m.IDs() },
 			FailOn:  func(method string) { m.FailOn = method },
+			Replay:  func(_ testing.TB, now time.Time) int { return m.Requeue(now) },
 		}
 	})
 }

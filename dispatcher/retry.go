@@ -24,11 +24,15 @@ import (
 //
 // Each delay is multiplied by a random factor in [0.8, 1.2], so that batches
 // that failed together do not come back together. A Retry-After longer than
-// the delay wins. The last attempt is made when the retry period (counted
-// from attempt 1) ends; a batch that fails then is failed. With the default
-// period of 1 day that is 12 attempts: at 0 s, 10 s, 1 min 10 s, 6 min 10 s,
-// 21 min 10 s, 51 min 10 s, 1 h 51 min, 3 h 51 min, 7 h 51 min, 13 h 51 min,
-// 19 h 51 min and 24 h (without jitter).
+// the delay wins. The retry period counts from when the batch was formed
+// (or replayed): its last attempt is made when the period ends, and a batch
+// that fails then is failed. With the default period of 1 day, a batch
+// attempted as soon as it is formed gets 12 attempts: at 0 s, 10 s,
+// 1 min 10 s, 6 min 10 s, 21 min 10 s, 51 min 10 s, 1 h 51 min, 3 h 51 min,
+// 7 h 51 min, 13 h 51 min, 19 h 51 min and 24 h (without jitter). A batch
+// that waited behind a failing endpoint gets fewer, and one whose period
+// ends while the endpoint is held off is failed without another attempt
+// (Dispatcher.Deliver).
 var schedule = [...]time.Duration{
 	10 * time.Second,
 	time.Minute,
@@ -48,16 +52,16 @@ const (
 )
 
 // NextAttempt returns when to make the next attempt after `attempt`
-// attempts were made (0: none yet, which means now), the first of them at
-// firstAttempt, the latest failing at now; ok is false when the retry
-// period is over and the batch is failed. retryAfter is the receiver's
+// attempts were made (0: none yet, which means now), the retry period
+// starting at since, the latest attempt failing at now; ok is false when
+// the retry period is over and the batch is failed. retryAfter is the receiver's
 // Retry-After (0: none). rnd returns a number in [0, 1); nil means
 // math/rand.
-func NextAttempt(attempt int, firstAttempt, now time.Time, retryPeriod time.Duration, retryAfter time.Duration, rnd func() float64) (time.Time, bool) {
+func NextAttempt(attempt int, since, now time.Time, retryPeriod time.Duration, retryAfter time.Duration, rnd func() float64) (time.Time, bool) {
 	if attempt <= 0 {
 		return now, true
 	}
-	deadline := firstAttempt.Add(retryPeriod)
+	deadline := since.Add(retryPeriod)
 	if !now.Before(deadline) {
 		return time.Time{}, false
 	}
@@ -121,13 +125,14 @@ const (
 )
 
 // Decide turns the result of attempt number `attempt` (1-based) into the
-// batch's new state and, when deferred, the time of the next attempt.
-func Decide(res Result, attempt int, firstAttempt, now time.Time, retryPeriod time.Duration, rnd func() float64) (state string, next time.Time) {
+// batch's new state and, when deferred, the time of the next attempt; the
+// retry period started at since.
+func Decide(res Result, attempt int, since, now time.Time, retryPeriod time.Duration, rnd func() float64) (state string, next time.Time) {
 	switch res.Outcome {
 	case Success:
 		return StateSucceeded, time.Time{}
 	case Retry:
-		if next, ok := NextAttempt(attempt, firstAttempt, now, retryPeriod, res.RetryAfter, rnd); ok {
+		if next, ok := NextAttempt(attempt, since, now, retryPeriod, res.RetryAfter, rnd); ok {
 			return StateDeferred, next
 		}
 	}

@@ -80,8 +80,8 @@ type EventWebhook struct {
 	// Timeout is the time in seconds one attempt may take, from connecting
 	// to the end of the response.
 	Timeout int `yaml:"timeout" json:"timeout"`
-	// RetryPeriod is how long a batch is retried after its first attempt
-	// before it is given up (our addition).
+	// RetryPeriod is how long a batch is retried, counted from when it
+	// was formed (or replayed), before it is given up (our addition).
 	RetryPeriod Duration `yaml:"retry_period" json:"retry_period"`
 	// SigningSecret ("whsec_" + base64) turns on Standard Webhooks
 	// signatures (our addition).

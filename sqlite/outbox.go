@@ -13,7 +13,8 @@ import (
 	"github.com/posthorn/posthorn/event"
 )
 
-// The Event Webhook's outbox (dispatcher.Outbox, migrations/0002_outbox.sql).
+// The Event Webhook's outbox (dispatcher.Outbox, migrations/0002_outbox.sql
+// and 0009_webhook_period.sql).
 // The stored events are the outbox; batches are rows that name a range of
 // one family's events. The store does not import the dispatcher: these
 // methods take and return plain values whose meaning the dispatcher's
@@ -184,8 +185,8 @@ type Formed = struct {
 	Endpoint  string
 }
 
-// Form stores closed batches as queued, due at `due`, and raises the
-// families' progress, in one transaction. An existing batch_id is left as
+// Form stores closed batches as queued, due at `due`, their retry period
+// starting then, and raises the families' progress, in one transaction. An existing batch_id is left as
 // it is; progress never goes back.
 func (s *Store) Form(ctx context.Context, batches []Formed, progress map[string]int64, due time.Time) error {
 	if err := s.hook("Form"); err != nil {
@@ -195,8 +196,8 @@ func (s *Store) Form(ctx context.Context, batches []Formed, progress map[string]
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		if len(batches) > 0 {
 			ins, err := tx.PrepareContext(ctx, `INSERT INTO webhook_batches (batch_id, family, first_seq, last_seq,
-					events, first_time, last_time, host, endpoint, state, next_attempt_at, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
+					events, first_time, last_time, host, endpoint, state, next_attempt_at, retry_since, created_at, updated_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)
 				ON CONFLICT (batch_id) DO NOTHING`)
 			if err != nil {
 				return err
@@ -204,7 +205,7 @@ func (s *Store) Form(ctx context.Context, batches []Formed, progress map[string]
 			defer ins.Close()
 			for _, b := range batches {
 				if _, err := ins.ExecContext(ctx, b.ID, b.Family, b.First, b.Last, b.Events,
-					boundNanos(b.FirstTime), boundNanos(b.LastTime), b.Host, b.Endpoint, boundNanos(due), now, now); err != nil {
+					boundNanos(b.FirstTime), boundNanos(b.LastTime), b.Host, b.Endpoint, boundNanos(due), boundNanos(due), now, now); err != nil {
 					return fmt.Errorf("insert batch %s: %w", b.ID, err)
 				}
 			}
@@ -223,14 +224,18 @@ func (s *Store) Form(ctx context.Context, batches []Formed, progress map[string]
 	return nil
 }
 
-// ClaimDue leases up to limit due batches, oldest next_attempt_at first,
-// counting an attempt for each (dispatcher.Outbox.ClaimDue).
+// ClaimDue leases up to limit due batches in event order, counting an
+// attempt for each (dispatcher.Outbox.ClaimDue).
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT batch_id FROM webhook_batches
+		// The walk is along webhook_batches_pending, in first_seq order,
+		// and stops at the first due batch: the pending batches that are
+		// not due are the few deferred ones. Any other index would have
+		// every due batch of a backlog sorted for each claim.
+		rows, err := tx.QueryContext(ctx, `SELECT batch_id FROM webhook_batches INDEXED BY webhook_batches_pending
 			WHERE `+pendingStates+` AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-			ORDER BY next_attempt_at, batch_id LIMIT ?2`, boundNanos(now), limit)
+			ORDER BY first_seq LIMIT ?2`, boundNanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -264,13 +269,13 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 // Frozen is what an attempt at a batch starts from (dispatcher.Frozen has
 // the same fields).
 type Frozen = struct {
-	Family       string
-	Events       int
-	ContentType  string
-	Body         []byte
-	Attempt      int
-	Round        int
-	FirstAttempt time.Time
+	Family      string
+	Events      int
+	ContentType string
+	Body        []byte
+	Attempt     int
+	Round       int
+	PeriodStart time.Time
 }
 
 // Frozen returns a batch's family, body (nil until frozen), attempt
@@ -278,10 +283,10 @@ type Frozen = struct {
 func (s *Store) Frozen(ctx context.Context, batchID string) (Frozen, error) {
 	var f Frozen
 	var retryFrom int
-	var first sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT family, events, content_type, body, attempts, retry_from, first_attempt_at
+	var since int64
+	err := s.r.QueryRowContext(ctx, `SELECT family, events, content_type, body, attempts, retry_from, retry_since
 		FROM webhook_batches WHERE batch_id = ?`, batchID).
-		Scan(&f.Family, &f.Events, &f.ContentType, &f.Body, &f.Attempt, &retryFrom, &first)
+		Scan(&f.Family, &f.Events, &f.ContentType, &f.Body, &f.Attempt, &retryFrom, &since)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Frozen{}, fmt.Errorf("read batch %s: no such batch", batchID)
 	}
@@ -289,7 +294,7 @@ func (s *Store) Frozen(ctx context.Context, batchID string) (Frozen, error) {
 		return Frozen{}, fmt.Errorf("read batch %s: %w", batchID, err)
 	}
 	f.Round = f.Attempt - retryFrom
-	f.FirstAttempt = fromNanos(first)
+	f.PeriodStart = time.Unix(0, since).UTC()
 	return f, nil
 }
 
@@ -524,6 +529,99 @@ func (s *Store) FailOldest(ctx context.Context, n int64, now time.Time, reason s
 	return batches, events, nil
 }
 
+// Expire fails the pending batches not leased at now whose retry period
+// (counted from retry_since) is over; with final set it spares those due
+// for their last attempt, at the period's end (dispatcher.Outbox.Expire).
+// It returns when the next period of a pending batch ends.
+func (s *Store) Expire(ctx context.Context, now time.Time, period time.Duration, final bool,
+	reason func(round int) string) (batches int, events int64, next time.Time, err error) {
+	if err := s.hook("Expire"); err != nil {
+		return 0, 0, time.Time{}, err
+	}
+	n, p := boundNanos(now), int64(period)
+	// The common case, nothing over, is one read of the period index,
+	// without the write lock the log reader needs.
+	var oldest sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(retry_since) FROM webhook_batches INDEXED BY webhook_batches_period
+		WHERE `+pendingStates).Scan(&oldest); err != nil {
+		return 0, 0, time.Time{}, fmt.Errorf("read retry periods: %w", err)
+	}
+	if !oldest.Valid {
+		return 0, 0, time.Time{}, nil
+	}
+	if oldest.Int64+p > n {
+		return 0, 0, time.Unix(0, oldest.Int64+p).UTC(), nil
+	}
+	err = s.write(ctx, false, func(tx *sql.Tx) error {
+		spare := 0
+		if final {
+			spare = 1
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT batch_id, attempts - retry_from, events
+			FROM webhook_batches INDEXED BY webhook_batches_period WHERE `+pendingStates+` AND retry_since <= ?1 - ?2 AND (lease_until IS NULL OR lease_until <= ?1)
+				AND NOT (?3 AND next_attempt_at >= retry_since + ?2)
+			ORDER BY retry_since`, n, p, spare)
+		if err != nil {
+			return err
+		}
+		type over struct {
+			id     string
+			round  int
+			events int64
+		}
+		var list []over
+		for rows.Next() {
+			var o over
+			if err := rows.Scan(&o.id, &o.round, &o.events); err != nil {
+				rows.Close()
+				return err
+			}
+			list = append(list, o)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		upd, err := tx.PrepareContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
+			last_status = 0, last_reason = ?, updated_at = ? WHERE batch_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		at := s.now().UnixNano()
+		for _, o := range list {
+			if _, err := upd.ExecContext(ctx, reason(o.round), at, o.id); err != nil {
+				return err
+			}
+			batches++
+			events += o.events
+		}
+		var ns sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT min(retry_since) FROM webhook_batches INDEXED BY webhook_batches_period
+			WHERE `+pendingStates+` AND retry_since > ? - ?`, n, p).Scan(&ns); err != nil {
+			return err
+		}
+		if ns.Valid {
+			next = time.Unix(0, ns.Int64+p).UTC()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, time.Time{}, fmt.Errorf("fail batches whose retry period is over: %w", err)
+	}
+	return batches, events, next, nil
+}
+
+// Replays returns how many times batches were re-queued (Requeue), by any
+// process.
+func (s *Store) Replays(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT replays FROM webhook_replays WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read webhook replays: %w", err)
+	}
+	return n, nil
+}
+
 // sumEvents counts the batches an UPDATE ... RETURNING events changed and
 // adds up their events; it closes rows.
 func sumEvents(rows *sql.Rows) (batches int, events int64, err error) {
@@ -554,9 +652,12 @@ type WebhookBatch struct {
 	Host      string
 	Endpoint  string
 	Attempts  int
-	// FirstAttempt is the start of the current retry period; NextAttempt
-	// is set while the batch is queued or deferred.
+	// FirstAttempt is the first attempt since the batch was formed or
+	// last replayed; RetrySince is the start of its retry period (when it
+	// was formed or last replayed). NextAttempt is set while the batch is
+	// queued or deferred.
 	FirstAttempt time.Time
+	RetrySince   time.Time
 	NextAttempt  time.Time
 	Leased       bool
 	LastStatus   int
@@ -634,21 +735,23 @@ func (q WebhookLogQuery) where() (string, []any, error) {
 }
 
 const batchColumns = `batch_id, family, state, events, first_seq, last_seq, first_time, last_time, host, endpoint,
-	attempts, first_attempt_at, next_attempt_at, lease_until, last_status, last_reason, content_type, created_at, updated_at`
+	attempts, first_attempt_at, next_attempt_at, lease_until, last_status, last_reason, content_type, created_at, updated_at,
+	retry_since`
 
 func scanBatch(sc interface{ Scan(...any) error }, extra ...any) (WebhookBatch, error) {
 	var b WebhookBatch
-	var first, last, created, updated int64
+	var first, last, created, updated, since int64
 	var firstAttempt, next, lease sql.NullInt64
 	dst := append([]any{&b.ID, &b.Family, &b.State, &b.Events, &b.FirstSeq, &b.LastSeq, &first, &last, &b.Host,
 		&b.Endpoint, &b.Attempts, &firstAttempt, &next, &lease, &b.LastStatus, &b.Reason, &b.ContentType,
-		&created, &updated}, extra...)
+		&created, &updated, &since}, extra...)
 	if err := sc.Scan(dst...); err != nil {
 		return WebhookBatch{}, err
 	}
 	b.Received, b.LastEvent = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
 	b.FirstAttempt, b.NextAttempt, b.Leased = fromNanos(firstAttempt), fromNanos(next), lease.Valid
 	b.Created, b.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	b.RetrySince = time.Unix(0, since).UTC()
 	return b, nil
 }
 
@@ -721,7 +824,9 @@ func (s *Store) WebhookBatchByID(ctx context.Context, id string) (b WebhookBatch
 // again at now — "posthorn replay". They keep their id and their frozen
 // body, so a receiver that deduplicates on webhook-id recognises them;
 // their attempt numbers go on rising, while the retry schedule and period
-// start again. A batch in flight is left alone. It returns how many
+// start again. A batch in flight is left alone. A serve running on the
+// store sees the replay by the count Replays returns, and tries the
+// endpoint again at once even while it holds it off. It returns how many
 // batches and events were re-queued.
 func (s *Store) Requeue(ctx context.Context, q WebhookLogQuery, now time.Time) (batches int, events int64, err error) {
 	q.AfterReceived, q.Limit = time.Time{}, 0
@@ -734,13 +839,16 @@ func (s *Store) Requeue(ctx context.Context, q WebhookLogQuery, now time.Time) (
 	}
 	n := boundNanos(now)
 	err = s.write(ctx, false, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE webhook_batches SET state = 'queued', next_attempt_at = ?,
-				first_attempt_at = NULL, retry_from = attempts, last_reason = 'replayed', last_status = 0, updated_at = ?`+
-			where+` AND (lease_until IS NULL OR lease_until <= ?) RETURNING events`, append(append([]any{n, s.now().UnixNano()}, args...), n)...)
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_batches SET state = 'queued', next_attempt_at = ?1,
+				first_attempt_at = NULL, retry_since = ?1, retry_from = attempts, last_reason = 'replayed', last_status = 0, updated_at = ?2`+
+			where+` AND (lease_until IS NULL OR lease_until <= ?1) RETURNING events`, append([]any{n, s.now().UnixNano()}, args...)...)
 		if err != nil {
 			return err
 		}
-		batches, events, err = sumEvents(rows)
+		if batches, events, err = sumEvents(rows); err != nil || batches == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE webhook_replays SET replays = replays + 1 WHERE id = 1`)
 		return err
 	})
 	if err != nil {

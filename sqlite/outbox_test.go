@@ -77,6 +77,14 @@ func storeHarness(t *testing.T) outboxtest.Harness {
 			return ids
 		},
 		FailOn: func(method string) { failOn = method },
+		Replay: func(t testing.TB, now time.Time) int {
+			t.Helper()
+			n, _, err := s.Requeue(ctx, WebhookLogQuery{States: []string{StateFailed}}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
 	}
 }
 
@@ -268,8 +276,11 @@ func TestWebhookLogAndRequeue(t *testing.T) {
 		t.Fatalf("after replay claimed %v, %v", again, err)
 	}
 	f, err := s.Frozen(ctx, again[0])
-	if err != nil || f.Attempt != 2 || f.Round != 1 || !f.FirstAttempt.Equal(later) || string(f.Body) != `{"n":0}` {
+	if err != nil || f.Attempt != 2 || f.Round != 1 || !f.PeriodStart.Equal(later) || string(f.Body) != `{"n":0}` {
 		t.Errorf("replayed batch: %+v, %v", f, err)
+	}
+	if r, err := s.Replays(ctx); err != nil || r != 1 {
+		t.Errorf("Replays after one replay = %d, %v", r, err)
 	}
 	// Replaying everything leaves the one in flight alone.
 	n, _, err = s.Requeue(ctx, WebhookLogQuery{}, later)

@@ -124,7 +124,8 @@ func startWebhook(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	wg.Go(func() {
 		live.poll(rctx, log, "event webhook settings", store.EventWebhookSettings, nil, func(s settings.EventWebhook, saved bool) {
 			describe(log, s, saved, "event webhook settings changed")
-			d.Notify()
+			// Also the fix of a failing endpoint: the hold is lifted.
+			d.SettingsChanged()
 		})
 	})
 	return &webhook{d: d, stop: func() { cancel(); wg.Wait() }}, nil

@@ -28,6 +28,7 @@ type Mem struct {
 	events   []event.Event
 	progress map[string]int64
 	batches  map[string]*memBatch
+	replays  int64
 	// FailOn names a method that returns ErrInjected.
 	FailOn string
 }
@@ -38,7 +39,8 @@ type memBatch struct {
 	body            []byte
 	state           string
 	attempts, round int
-	first, next     time.Time
+	next            time.Time
+	since           time.Time // start of the retry period
 	lease           time.Time
 	reason          string
 	records         []dispatcher.Attempt
@@ -108,7 +110,7 @@ func (m *Mem) Form(_ context.Context, batches []dispatcher.Formed, progress map[
 		if _, ok := m.batches[f.ID]; ok {
 			continue
 		}
-		m.batches[f.ID] = &memBatch{f: f, state: dispatcher.StateQueued, next: due}
+		m.batches[f.ID] = &memBatch{f: f, state: dispatcher.StateQueued, next: due, since: due}
 	}
 	for fam, v := range progress {
 		m.progress[fam] = max(m.progress[fam], v)
@@ -125,7 +127,7 @@ func (m *Mem) due(now time.Time) []*memBatch {
 		}
 	}
 	slices.SortFunc(out, func(a, b *memBatch) int {
-		return cmp.Or(a.next.Compare(b.next), cmp.Compare(a.f.ID, b.f.ID))
+		return cmp.Compare(a.f.First, b.f.First)
 	})
 	return out
 }
@@ -145,9 +147,6 @@ func (m *Mem) ClaimDue(_ context.Context, now, leaseUntil time.Time, limit int) 
 		b.lease = leaseUntil
 		b.attempts++
 		b.round++
-		if b.first.IsZero() {
-			b.first = now
-		}
 		ids = append(ids, b.f.ID)
 	}
 	return ids, nil
@@ -161,7 +160,7 @@ func (m *Mem) Frozen(_ context.Context, id string) (dispatcher.Frozen, error) {
 		return dispatcher.Frozen{}, fmt.Errorf("no batch %s", id)
 	}
 	return dispatcher.Frozen{Family: b.f.Family, Events: b.f.Events, ContentType: b.ct, Body: bytes.Clone(b.body),
-		Attempt: b.attempts, Round: b.round, FirstAttempt: b.first}, nil
+		Attempt: b.attempts, Round: b.round, PeriodStart: b.since}, nil
 }
 
 func (m *Mem) BatchEvents(_ context.Context, id string) ([]event.Event, error) {
@@ -272,6 +271,61 @@ func (m *Mem) FailOldest(_ context.Context, n int64, now time.Time, reason strin
 		events += int64(b.f.Events)
 	}
 	return batches, events, nil
+}
+
+func (m *Mem) Expire(_ context.Context, now time.Time, period time.Duration, final bool, reason func(int) string) (int, int64, time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail("Expire"); err != nil {
+		return 0, 0, time.Time{}, err
+	}
+	var batches int
+	var events int64
+	var next time.Time
+	for _, b := range m.batches {
+		if !pending(b.state) {
+			continue
+		}
+		end := b.since.Add(period)
+		if end.After(now) {
+			if next.IsZero() || end.Before(next) {
+				next = end
+			}
+			continue
+		}
+		if b.lease.After(now) || (final && !b.next.Before(end)) {
+			continue
+		}
+		b.state, b.next, b.reason = dispatcher.StateFailed, time.Time{}, reason(b.round)
+		batches++
+		events += int64(b.f.Events)
+	}
+	return batches, events, next, nil
+}
+
+func (m *Mem) Replays(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.replays, nil
+}
+
+// Requeue re-queues the failed batches as posthorn replay does
+// (sqlite.Store.Requeue): due at now, their retry schedule and period
+// starting again.
+func (m *Mem) Requeue(now time.Time) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, b := range m.batches {
+		if b.state == dispatcher.StateFailed {
+			b.state, b.next, b.since, b.round, b.reason = dispatcher.StateQueued, now, now, 0, "replayed"
+			n++
+		}
+	}
+	if n > 0 {
+		m.replays++
+	}
+	return n
 }
 
 // Inspect describes a batch for the suite.

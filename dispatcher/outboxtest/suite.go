@@ -39,6 +39,9 @@ type Harness struct {
 	// FailOn makes the named Outbox method return an error wrapping
 	// ErrInjected until it is called again with "".
 	FailOn func(method string)
+	// Replay re-queues every failed batch at now, as `posthorn replay
+	// --status failed` does from another process, and returns how many.
+	Replay func(t testing.TB, now time.Time) int
 }
 
 // Batch is what an outbox holds about one batch.
@@ -90,6 +93,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"MaxPending", testMaxPending},
 		{"Run", testRun},
 		{"Observations", testObservations},
+		{"Order", testOrder},
+		{"OutageLongerThanPeriod", testOutageLongerThanPeriod},
+		{"FixResumes", testFixResumes},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newHarness(t)) })
 	}
@@ -401,8 +407,10 @@ func testRetriesFrozenBatch(t *testing.T, h Harness) {
 	h.Store(t, manyEvents("e", event.Queued, 100)...)
 	r.form(t)
 
-	if next := r.deliver(t); !next.Equal(at.Add(time.Minute)) {
-		t.Errorf("Deliver wants to run again at %v, want Retry-After's minute", next)
+	// Held until Retry-After's minute, but back within Poll to look for
+	// a replay.
+	if next := r.deliver(t); !next.Equal(at.Add(time.Second)) {
+		t.Errorf("Deliver wants to run again at %v, want within Poll", next)
 	}
 	first := r.recv.drain()
 	if len(first) != 1 { // the second batch is not tried against a failing endpoint
@@ -417,26 +425,31 @@ func testRetriesFrozenBatch(t *testing.T, h Harness) {
 	if n, _ := h.Outbox.PendingEvents(context.Background()); n != 200 {
 		t.Errorf("%d events pending, want 200", n)
 	}
-	// Settings that change the payload do not change a frozen batch.
-	r.change(func(s *settings.EventWebhook) { s.JSON = false })
-
 	r.clock.Set(at.Add(30 * time.Second))
 	if r.deliver(t); len(r.recv.drain()) != 0 {
 		t.Fatal("posted during the hold")
 	}
-	r.clock.Set(at.Add(time.Minute))
+	// Settings that change the payload do not change a frozen batch. A
+	// change lifts the hold: the batch due goes out at once, the deferred
+	// one at its time.
+	r.change(func(s *settings.EventWebhook) { s.JSON = false })
 	r.deliver(t)
 	second := r.recv.drain()
-	if len(second) != 2 {
-		t.Fatalf("%d posts after the hold, want 2", len(second))
-	}
-	// The other batch was due since it was formed, so it goes first now.
-	retry := second[1]
-	if retry.header.Get(dispatcher.HeaderWebhookID) != id || !bytes.Equal(retry.body, first[0].body) {
-		t.Error("the retry is not the frozen batch")
+	if len(second) != 1 || second[0].header.Get(dispatcher.HeaderWebhookID) == id {
+		t.Fatalf("%d posts after the settings changed, want the batch not yet tried", len(second))
 	}
 	if second[0].header.Get("Content-Type") != dispatcher.ContentTypeForm {
 		t.Error("the batch first attempted after the change was not encoded with the new settings")
+	}
+	r.clock.Set(at.Add(time.Minute))
+	r.deliver(t)
+	third := r.recv.drain()
+	if len(third) != 1 {
+		t.Fatalf("%d posts at the deferred batch's time, want 1", len(third))
+	}
+	retry := third[0]
+	if retry.header.Get(dispatcher.HeaderWebhookID) != id || !bytes.Equal(retry.body, first[0].body) {
+		t.Error("the retry is not the frozen batch")
 	}
 	if a, b := first[0].header.Get(dispatcher.HeaderAttempt), retry.header.Get(dispatcher.HeaderAttempt); a != "1" || b != "2" {
 		t.Errorf("attempt headers %s, %s", a, b)
@@ -530,13 +543,10 @@ func testDeadEndpointBacksOff(t *testing.T, h Harness) {
 	h.Store(t, manyEvents("d", event.Queued, 500)...)
 	r.form(t)
 	var probes []time.Duration
-	for range 30 {
+	for r.clock.Now().Sub(at) <= 30*time.Minute {
 		next := r.deliver(t)
 		for range r.recv.drain() {
 			probes = append(probes, r.clock.Now().Sub(at))
-		}
-		if next.Sub(at) > 30*time.Minute {
-			break
 		}
 		r.clock.Set(next)
 	}
@@ -923,5 +933,185 @@ func testObservations(t *testing.T, h Harness) {
 	}
 	if recs[2]["from"] != "" || recs[2]["subject"] != "" {
 		t.Errorf("a message the milter never saw got %q %q", recs[2]["from"], recs[2]["subject"])
+	}
+}
+
+// setStatus makes the receiver answer status from now on.
+func (s *script) setStatus(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.statuses = []int{status}
+}
+
+// testOrder: batches go out in the order of their events, also when one
+// Form call closes many (their ids are hashes, no order at all).
+func testOrder(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	h.Store(t, manyEvents("d", event.Queued, 450)...)
+	h.Store(t, manyEvents("b", event.Bounced, 100)...)
+	h.Store(t, manyEvents("e", event.Succeeded, 550)...)
+	r.form(t)
+	r.clock.Set(at.Add(5 * time.Second))
+	r.form(t)
+	want := r.batches(t) // by first event
+	if len(want) != 11 {
+		t.Fatalf("%d batches, want 11", len(want))
+	}
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != len(want) {
+		t.Fatalf("%d posts, want %d", len(posts), len(want))
+	}
+	for i, p := range posts {
+		if id := p.header.Get(dispatcher.HeaderWebhookID); id != want[i].ID {
+			t.Errorf("post %d is batch %s, want %s (first event %d)", i, id, want[i].ID, want[i].First)
+		}
+	}
+}
+
+// testOutageLongerThanPeriod: while the endpoint is dead for longer than
+// the retry period, each batch is failed when its period — counted from
+// when it was formed — ends, without a further POST; each probe goes to
+// the oldest batch waiting; replay queues them again and, the endpoint
+// back, they go out at once, in order.
+func testOutageLongerThanPeriod(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503), nil) // the default period: 1d
+	// A held deliverer looks for replays every Poll; in steps of 10 min
+	// the clock gets through two days quicker.
+	r.opts.Poll = 10 * time.Minute
+	r.d = r.newDispatcher(t)
+	period := time.Duration(r.s.RetryPeriod)
+	// A batch an hour for 20 hours.
+	formed := map[string]time.Time{}
+	for i := range 20 {
+		r.clock.Set(at.Add(time.Duration(i) * time.Hour))
+		h.Store(t, manyEvents(fmt.Sprintf("h%02d", i), event.Queued, 100)...)
+		r.form(t)
+		for _, id := range h.IDs(t) {
+			if _, ok := formed[id]; !ok {
+				formed[id] = r.clock.Now()
+			}
+		}
+		r.deliver(t) // the deliverer runs as it would
+	}
+	if len(formed) != 20 {
+		t.Fatalf("%d batches, want 20", len(formed))
+	}
+	end := at.Add(20*time.Hour + period)
+	for step := 0; !r.clock.Now().After(end); step++ {
+		if step > 10000 {
+			t.Fatal("the deliverer does not get on")
+		}
+		now := r.clock.Now()
+		next := r.deliver(t)
+		after := r.batches(t)
+		for _, p := range r.recv.drain() {
+			id := p.header.Get(dispatcher.HeaderWebhookID)
+			if !now.Before(formed[id].Add(period)) && !now.Equal(formed[id].Add(period)) {
+				t.Errorf("batch %s posted at %v, after its period", id, now.Sub(at))
+			}
+			// The probe is the oldest batch waiting.
+			posted := r.batch(t, id)
+			for _, b := range after {
+				if pending(b.State) && b.First < posted.First {
+					t.Errorf("at %v the probe went to batch %d while batch %d waits", now.Sub(at), posted.First, b.First)
+				}
+			}
+		}
+		for _, b := range after {
+			if !now.Before(formed[b.ID].Add(period)) && pending(b.State) {
+				t.Fatalf("at %v batch %d is %s, its period over at %v", now.Sub(at), b.First, b.State, formed[b.ID].Add(period).Sub(at))
+			}
+		}
+		if !next.After(now) {
+			t.Fatalf("at %v Deliver wants to run again at %v", now.Sub(at), next.Sub(at))
+		}
+		r.clock.Set(next)
+	}
+	var unposted int
+	for _, b := range r.batches(t) {
+		if b.State != dispatcher.StateFailed {
+			t.Errorf("batch %d: %s", b.First, b.State)
+		}
+		switch {
+		case len(b.Records) == 0:
+			unposted++
+			if b.Reason != "retry period of 1d over without an attempt: the endpoint is failing" {
+				t.Errorf("batch %d never tried: reason %q", b.First, b.Reason)
+			}
+		case b.Reason == "HTTP 503 Service Unavailable":
+			// Failed by its last attempt, at the end of its period.
+			if last := b.Records[len(b.Records)-1]; !last.At.Equal(formed[b.ID].Add(period)) {
+				t.Errorf("batch %d failed by an attempt at %v", b.First, last.At.Sub(at))
+			}
+		case b.Reason != fmt.Sprintf("retry period of 1d over after %d attempt%s", len(b.Records), map[bool]string{true: "s"}[len(b.Records) > 1]):
+			t.Errorf("batch %d after %d attempts: reason %q", b.First, len(b.Records), b.Reason)
+		}
+	}
+	if unposted == 0 {
+		t.Error("every batch was posted: the outage did not outlast the period")
+	}
+	st := r.d.Stats()
+	t.Logf("%d batches failed unposted; stats %+v", unposted, st)
+	if st.BatchesExpired+st.BatchesFailed != 20 || st.EventsExpired+st.EventsFailed != 2000 || st.BatchesExpired < int64(unposted) {
+		t.Errorf("stats %+v", st)
+	}
+	if st.Attempts > 60 {
+		t.Errorf("%d attempts against a dead endpoint in %v", st.Attempts, end.Sub(at))
+	}
+
+	// The receiver is back; replay, from another process, lifts the hold.
+	r.recv.setStatus(200)
+	r.deliver(t)
+	if n := len(r.recv.drain()); n != 0 {
+		t.Fatalf("%d posts with nothing pending", n)
+	}
+	if n := h.Replay(t, r.clock.Now()); n != 20 {
+		t.Fatalf("replayed %d batches, want 20", n)
+	}
+	r.deliver(t)
+	posts := r.recv.drain()
+	want := r.batches(t)
+	if len(posts) != len(want) {
+		t.Fatalf("%d posts after the replay, want %d at once", len(posts), len(want))
+	}
+	for i, p := range posts {
+		if p.header.Get(dispatcher.HeaderWebhookID) != want[i].ID || want[i].State != dispatcher.StateSucceeded {
+			t.Errorf("post %d after the replay: %s, want batch %d succeeded", i, p.header.Get(dispatcher.HeaderWebhookID), want[i].First)
+		}
+	}
+}
+
+// testFixResumes: fixing the settings of a failing endpoint lifts the
+// hold at once, however long the backoff had grown.
+func testFixResumes(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503), nil)
+	h.Store(t, manyEvents("d", event.Queued, 300)...)
+	r.form(t)
+	for r.d.Stats().Attempts < 10 {
+		r.clock.Set(r.deliver(t))
+	}
+	r.recv.drain()
+	if b := r.batches(t)[0]; b.State != dispatcher.StateDeferred || b.Next.Sub(r.clock.Now()) < time.Hour {
+		t.Fatalf("after 10 failures the oldest batch is %s, due in %v; want hours", b.State, b.Next.Sub(r.clock.Now()))
+	}
+	// Nothing new before the fix.
+	if r.deliver(t); len(r.recv.drain()) != 0 {
+		t.Fatal("posted during the hold")
+	}
+	r.recv.setStatus(200)
+	r.change(func(s *settings.EventWebhook) { s.Endpoint += "?fixed=1" })
+	r.d.SettingsChanged()
+	r.deliver(t)
+	posts := r.recv.drain()
+	// The two batches never tried go out now; the one deferred keeps its
+	// time.
+	if len(posts) != 2 {
+		t.Fatalf("%d posts after the fix, want the 2 due", len(posts))
+	}
+	for _, p := range posts {
+		if b := r.batch(t, p.header.Get(dispatcher.HeaderWebhookID)); b.State != dispatcher.StateSucceeded || b.Records[0].Endpoint != r.settings().Endpoint {
+			t.Errorf("batch %d after the fix: %s to %s", b.First, b.State, b.Records[0].Endpoint)
+		}
 	}
 }
