@@ -39,11 +39,12 @@ type metrics struct {
 	milterSeconds prometheus.Histogram
 	pruned        *prometheus.CounterVec // by table
 
-	mu     sync.Mutex
-	tailer *logtail.Tailer
-	spool  spoolStatus
-	dbPath string
-	now    func() time.Time
+	mu      sync.Mutex
+	tailer  *logtail.Tailer
+	spool   spoolStatus
+	dbPath  string
+	webhook func() dispatcher.Stats // the Event Webhook dispatcher's counters
+	now     func() time.Time
 }
 
 // spoolStatus is the part of the console's spool reader the metrics need.
@@ -121,6 +122,14 @@ func (m *metrics) follow(t *logtail.Tailer, spool spoolStatus, dbPath string) {
 	m.tailer, m.spool, m.dbPath = t, spool, dbPath
 }
 
+// followWebhook makes the collector read the Event Webhook dispatcher's
+// counters (Dispatcher.Stats) from now on.
+func (m *metrics) followWebhook(stats func() dispatcher.Stats) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.webhook = stats
+}
+
 // observePost counts an attempt of either dispatcher. The inbound
 // filter's name is not a label: names are the user's, and a label per
 // filter would grow the series with every rename.
@@ -183,10 +192,12 @@ var (
 		"Age of the oldest item waiting to be posted; 0 when none waits.", []string{"webhook"}, nil)
 	descSpoolBytes = prometheus.NewDesc("posthorn_spool_bytes",
 		"Size of the database file and its write-ahead log.", nil, nil)
+	descEventsFailed = prometheus.NewDesc("posthorn_webhook_events_failed_total",
+		"Events the event webhook gave up on, by reason: attempt (a permanent failure, or the last attempt of the retry period failing), retry_period (the period ended with no further attempt), spool_full (more than max_pending events waited; failed unposted).", []string{"webhook", "reason"}, nil)
 )
 
 func (p *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinesRead, descLinesRecognised, descLinesNotUnderstood, descPending, descOldest, descSpoolBytes} {
+	for _, d := range []*prometheus.Desc{descLinesRead, descLinesRecognised, descLinesNotUnderstood, descPending, descOldest, descSpoolBytes, descEventsFailed} {
 		ch <- d
 	}
 }
@@ -197,8 +208,14 @@ const scrapeTimeout = 5 * time.Second
 
 func (p *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	p.mu.Lock()
-	tailer, spool, dbPath := p.tailer, p.spool, p.dbPath
+	tailer, spool, dbPath, webhook := p.tailer, p.spool, p.dbPath, p.webhook
 	p.mu.Unlock()
+	if webhook != nil {
+		st := webhook()
+		for reason, n := range map[string]int64{"attempt": st.EventsFailed, "retry_period": st.EventsExpired, "spool_full": st.OverflowEvents} {
+			ch <- prometheus.MustNewConstMetric(descEventsFailed, prometheus.CounterValue, float64(n), dispatcher.WebhookEvent, reason)
+		}
+	}
 	if tailer != nil {
 		s := tailer.Summary()
 		ch <- prometheus.MustNewConstMetric(descLinesRead, prometheus.CounterValue, float64(s.Lines))

@@ -18,6 +18,7 @@ import (
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/logtail"
+	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -57,6 +58,27 @@ func TestMetricsScrape(t *testing.T) {
 	m.follow(tl, spool, store.Path())
 	if err := tl.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The Event Webhook dispatcher forms the sample's events into
+	// batches; with max_pending 10 the oldest are failed unposted, and
+	// counted as spool_full.
+	clock := now
+	ws := settings.Default()
+	ws.Deliveries, ws.Bounces = true, true
+	d, err := dispatcher.New(dispatcher.Options{Outbox: store, Settings: func() settings.EventWebhook { return ws },
+		MaxPending: 10, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.followWebhook(d.Stats)
+	for range 2 { // the second round closes the batches opened by the first
+		if _, err := d.Form(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Hour)
+	}
+	if d.Stats().OverflowEvents == 0 {
+		t.Fatal("no events failed for max_pending")
 	}
 	m.observePost(dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, State: dispatcher.StateSucceeded, Status: 200, Took: 40 * time.Millisecond})
 	m.observePost(dispatcher.PostReport{Webhook: dispatcher.WebhookEvent, State: dispatcher.StateDeferred, Status: 503, Took: 2 * time.Second})
@@ -131,6 +153,9 @@ func TestMetricsScrape(t *testing.T) {
 		if got := values[`posthorn_webhook_pending{webhook="`+w.Webhook+`"}`]; got != strconv.FormatInt(w.Pending, 10) {
 			t.Errorf("posthorn_webhook_pending{webhook=%q} %s, the store has %d", w.Webhook, got, w.Pending)
 		}
+	}
+	if got, want := values[`posthorn_webhook_events_failed_total{reason="spool_full",webhook="event"}`], strconv.FormatInt(d.Stats().OverflowEvents, 10); got != want {
+		t.Errorf("posthorn_webhook_events_failed_total{reason=\"spool_full\"} %s, the dispatcher counted %s", got, want)
 	}
 	checkGolden(t, "metrics.txt", []byte(keep.String()))
 }

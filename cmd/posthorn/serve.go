@@ -184,6 +184,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	var consoleMetrics http.Handler
 	if cfg.Metrics.Listen != "" || cfg.Metrics.Public {
 		m.follow(tailer, consoleSpool{store}, store.Path())
+		m.followWebhook(wh.d.Stats)
 		if cfg.Metrics.Public {
 			consoleMetrics = m.handler(log)
 		}
