@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -410,5 +411,60 @@ func TestUnformedRecent(t *testing.T) {
 	r.add([]Pending{{Seq: 1 << 40}})
 	if got, ok := r.get(1<<40-1, 10); !ok || len(got) != 1 {
 		t.Error("a gap did not restart the ring")
+	}
+}
+
+// TestRetrySinceMigration: batches of an older schema keep the start of
+// their retry period: their first attempt if they had one, else when they
+// were formed (or replayed).
+func TestRetrySinceMigration(t *testing.T) {
+	ms, err := loadMigrations(migrationFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "old.db")
+	db := rawDB(t, path)
+	var before int
+	for _, m := range ms {
+		if strings.HasSuffix(m.name, "_webhook_period.sql") {
+			break
+		}
+		if _, err := db.Exec(m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		before = m.version
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA user_version = %d", before)); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{
+		`('new', 1, 10, 'queued', 0, 0, NULL, 100, 100)`,
+		`('tried', 11, 20, 'deferred', 3, 0, 200, 100, 250)`,
+		`('replayed', 21, 30, 'queued', 2, 2, NULL, 100, 300)`,
+	} {
+		if _, err := db.Exec(`INSERT INTO webhook_batches (batch_id, first_seq, last_seq, state, attempts, retry_from,
+				first_attempt_at, created_at, updated_at, family, events, first_time, last_time)
+			VALUES ` + row[:len(row)-1] + `, 'deliveries', 10, 0, 0)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.WebhookLog(context.Background(), WebhookLogQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"new": 100, "tried": 200, "replayed": 300}
+	for _, b := range rows {
+		if got := b.RetrySince.UnixNano(); got != want[b.ID] {
+			t.Errorf("batch %s: retry period from %d, want %d", b.ID, got, want[b.ID])
+		}
+	}
+	if n, err := s.Replays(context.Background()); err != nil || n != 0 {
+		t.Errorf("Replays = %d, %v", n, err)
 	}
 }
