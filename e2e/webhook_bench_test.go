@@ -278,7 +278,10 @@ func fillPending(path string, n int) error {
 				prog[f] = after
 			}
 		}
-		if err := st.Form(ctx, formed, prog, t0); err != nil {
+		// Formed now: their retry period runs, as behind an endpoint
+		// that just died (formed in the events' past, it would be over,
+		// and serve would fail them all at start).
+		if err := st.Form(ctx, formed, prog, time.Now()); err != nil {
 			return err
 		}
 	}

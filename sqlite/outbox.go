@@ -552,60 +552,69 @@ func (s *Store) Expire(ctx context.Context, now time.Time, period time.Duration,
 	if oldest.Int64+p > n {
 		return 0, 0, time.Unix(0, oldest.Int64+p).UTC(), nil
 	}
-	err = s.write(ctx, false, func(tx *sql.Tx) error {
-		spare := 0
-		if final {
-			spare = 1
-		}
-		rows, err := tx.QueryContext(ctx, `SELECT batch_id, attempts - retry_from, events
+	spare := 0
+	if final {
+		spare = 1
+	}
+	// At most expireChunk batches a transaction: after a long outage
+	// thousands may be over at once, and the log reader waits for the
+	// write lock meanwhile.
+	const expireChunk = 500
+	for more := true; more && err == nil; {
+		err = s.write(ctx, false, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT batch_id, attempts - retry_from, events
 			FROM webhook_batches INDEXED BY webhook_batches_period WHERE `+pendingStates+` AND retry_since <= ?1 - ?2 AND (lease_until IS NULL OR lease_until <= ?1)
 				AND NOT (?3 AND next_attempt_at >= retry_since + ?2)
-			ORDER BY retry_since`, n, p, spare)
-		if err != nil {
-			return err
-		}
-		type over struct {
-			id     string
-			round  int
-			events int64
-		}
-		var list []over
-		for rows.Next() {
-			var o over
-			if err := rows.Scan(&o.id, &o.round, &o.events); err != nil {
-				rows.Close()
+			ORDER BY retry_since LIMIT ?4`, n, p, spare, expireChunk)
+			if err != nil {
 				return err
 			}
-			list = append(list, o)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		upd, err := tx.PrepareContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
+			type over struct {
+				id     string
+				round  int
+				events int64
+			}
+			var list []over
+			for rows.Next() {
+				var o over
+				if err := rows.Scan(&o.id, &o.round, &o.events); err != nil {
+					rows.Close()
+					return err
+				}
+				list = append(list, o)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			upd, err := tx.PrepareContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
 			last_status = 0, last_reason = ?, updated_at = ? WHERE batch_id = ?`)
-		if err != nil {
-			return err
-		}
-		defer upd.Close()
-		at := s.now().UnixNano()
-		for _, o := range list {
-			if _, err := upd.ExecContext(ctx, reason(o.round), at, o.id); err != nil {
+			if err != nil {
 				return err
 			}
-			batches++
-			events += o.events
-		}
-		var ns sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT min(retry_since) FROM webhook_batches INDEXED BY webhook_batches_period
+			defer upd.Close()
+			at := s.now().UnixNano()
+			for _, o := range list {
+				if _, err := upd.ExecContext(ctx, reason(o.round), at, o.id); err != nil {
+					return err
+				}
+				batches++
+				events += o.events
+			}
+			if more = len(list) == expireChunk; more {
+				return nil
+			}
+			var ns sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT min(retry_since) FROM webhook_batches INDEXED BY webhook_batches_period
 			WHERE `+pendingStates+` AND retry_since > ? - ?`, n, p).Scan(&ns); err != nil {
-			return err
-		}
-		if ns.Valid {
-			next = time.Unix(0, ns.Int64+p).UTC()
-		}
-		return nil
-	})
+				return err
+			}
+			if ns.Valid {
+				next = time.Unix(0, ns.Int64+p).UTC()
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return 0, 0, time.Time{}, fmt.Errorf("fail batches whose retry period is over: %w", err)
 	}

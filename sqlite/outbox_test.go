@@ -468,3 +468,43 @@ func TestRetrySinceMigration(t *testing.T) {
 		t.Errorf("Replays = %d, %v", n, err)
 	}
 }
+
+// TestExpireManyBatches: after a long outage more batches are over than
+// one transaction takes; Expire fails them all, and spares a batch whose
+// last attempt is due at the end of its period only when asked to.
+func TestExpireManyBatches(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	if err := s.Commit(ctx, event.Batch{Events: genEvents(0, 1201)}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ids := formAll(t, s, 1, t0)
+	// The first batch is deferred to its last attempt, at the period's end.
+	if got, err := s.ClaimDue(ctx, t0, t0.Add(time.Minute), 1); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %v %v", got, err)
+	}
+	end := t0.Add(24 * time.Hour)
+	if err := s.Record(ctx, Attempt{BatchID: ids[0], Attempt: 1, At: t0, State: StateDeferred, Next: end}); err != nil {
+		t.Fatal(err)
+	}
+	reason := func(round int) string { return fmt.Sprint("over after ", round) }
+	if b, _, next, err := s.Expire(ctx, end.Add(-time.Second), 24*time.Hour, true, reason); err != nil || b != 0 || !next.Equal(end) {
+		t.Fatalf("before the end: %d failed, next %v, %v", b, next, err)
+	}
+	b, ev, next, err := s.Expire(ctx, end, 24*time.Hour, true, reason)
+	if err != nil || b != len(ids)-1 || ev != int64(len(ids)-1) || !next.IsZero() {
+		t.Fatalf("at the end: %d batches, %d events failed, next %v, %v; want %d", b, ev, next, err, len(ids)-1)
+	}
+	rows, _ := s.WebhookLog(ctx, WebhookLogQuery{States: []string{StateFailed}})
+	if len(rows) != len(ids)-1 || rows[0].Reason != "over after 0" {
+		t.Errorf("%d failed rows, first %q", len(rows), rows[0].Reason)
+	}
+	// Held: the last attempt is not made either.
+	if b, _, _, err := s.Expire(ctx, end, 24*time.Hour, false, reason); err != nil || b != 1 {
+		t.Errorf("held: %d failed, %v; want the spared one", b, err)
+	}
+	if got, _, _, _ := s.WebhookBatchByID(ctx, ids[0]); got.State != StateFailed || got.Reason != "over after 1" {
+		t.Errorf("spared batch: %s %q", got.State, got.Reason)
+	}
+}
