@@ -103,6 +103,8 @@ type Dispatcher struct {
 	// period setting expirePeriod.
 	expireAt     time.Time
 	expirePeriod time.Duration
+	// The body of the batch expected next, made during the attempt before.
+	prep *prepared
 
 	notify chan struct{} // new events stored
 	frozen chan struct{} // a batch was formed
@@ -458,6 +460,7 @@ func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("deliver batches: %w", err)
 		}
 		if held {
+			d.prep = nil // made for an attempt that is not coming soon
 			// Back within Poll to look for a replay.
 			return earliest(d.hold, expires, now.Add(d.o.Poll)), nil
 		}
@@ -580,21 +583,73 @@ func (d *Dispatcher) expire(ctx context.Context, s settings.EventWebhook, now ti
 }
 
 // body returns the batch's frozen body, encoding and freezing it at the
-// first attempt with the settings of that moment.
-func (d *Dispatcher) body(ctx context.Context, s settings.EventWebhook, id string, f Frozen) (ct string, body []byte, err error) {
+// first attempt with the settings of that moment. A body prepared with the
+// same settings while the attempt before was in flight is the same bytes,
+// made a few milliseconds earlier: it is used, and frozen only now.
+func (d *Dispatcher) body(ctx context.Context, s settings.EventWebhook, id string, f Frozen, prep *prepared) (ct string, body []byte, err error) {
 	if f.Body != nil {
 		return f.ContentType, f.Body, nil
 	}
+	if prep != nil && prep.id == id && prep.s == s {
+		ct, body = prep.ct, prep.body
+	} else {
+		ct, body, err = d.encode(ctx, s, id, f.Family)
+		if err != nil {
+			return "", nil, err
+		}
+	}
+	return d.o.Outbox.FreezeBody(ctx, id, ct, body)
+}
+
+// encode reads a batch's events and makes its body.
+func (d *Dispatcher) encode(ctx context.Context, s settings.EventWebhook, id, family string) (ct string, body []byte, err error) {
 	evs, err := d.o.Outbox.BatchEvents(ctx, id)
 	if err != nil {
 		return "", nil, err
 	}
 	d.observe(ctx, evs)
-	ct, body, err = Encode(s, d.o.ServerComposition, f.Family, evs)
+	ct, body, err = Encode(s, d.o.ServerComposition, family, evs)
 	if err != nil {
 		return "", nil, errEncode{err}
 	}
-	return d.o.Outbox.FreezeBody(ctx, id, ct, body)
+	return ct, body, nil
+}
+
+// prepared is the body of a batch not yet claimed, made ahead.
+type prepared struct {
+	id   string
+	s    settings.EventWebhook
+	ct   string
+	body []byte
+}
+
+// prepareNext makes, in the background, the body of the batch the next
+// claim is expected to return, so that reading and encoding it overlaps
+// the POST in flight: the POSTs themselves stay one at a time, in order.
+// Nothing is written: the batch is claimed, its attempt counted and its
+// body frozen only when its turn comes, so a crash or a failing endpoint
+// leaves it as it was. The channel gets nil when there is nothing to
+// prepare or preparing failed (its attempt does it again, and reports).
+func (d *Dispatcher) prepareNext(ctx context.Context, s settings.EventWebhook, now time.Time) <-chan *prepared {
+	out := make(chan *prepared, 1)
+	go func() {
+		out <- func() *prepared {
+			id, ok, err := d.o.Outbox.NextClaim(ctx, now)
+			if err != nil || !ok {
+				return nil
+			}
+			f, err := d.o.Outbox.Frozen(ctx, id)
+			if err != nil || f.Body != nil {
+				return nil
+			}
+			ct, body, err := d.encode(ctx, s, id, f.Family)
+			if err != nil {
+				return nil
+			}
+			return &prepared{id: id, s: s, ct: ct, body: body}
+		}()
+	}()
+	return out
 }
 
 // errEncode marks a batch that cannot be encoded with the current settings
@@ -607,7 +662,9 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 	if err != nil {
 		return fmt.Errorf("deliver %s: %w", id, err)
 	}
-	ct, body, err := d.body(ctx, s, id, f)
+	prep := d.prep
+	d.prep = nil
+	ct, body, err := d.body(ctx, s, id, f, prep)
 	events := f.Events
 	var res Result
 	var ee errEncode
@@ -617,7 +674,9 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 	case err != nil:
 		return fmt.Errorf("deliver %s: %w", id, err)
 	default:
+		next := d.prepareNext(ctx, s, d.o.Now())
 		res = p.Post(ctx, NewRequest(s, id, f.Attempt, ct, body))
+		d.prep = <-next
 	}
 	now := d.o.Now()
 	state, next := Decide(res, f.Round, f.PeriodStart, now, time.Duration(s.RetryPeriod), d.o.Rand)

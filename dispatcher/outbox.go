@@ -64,6 +64,11 @@ type Outbox interface {
 	// even when the process dies mid-attempt.
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error)
 
+	// NextClaim returns the batch ClaimDue(now, …, 1) would claim, without
+	// claiming it; ok is false when none is due. The dispatcher makes that
+	// batch's body while the attempt before it is in flight.
+	NextClaim(ctx context.Context, now time.Time) (id string, ok bool, err error)
+
 	// Frozen returns what an attempt at a batch needs.
 	Frozen(ctx context.Context, batchID string) (Frozen, error)
 

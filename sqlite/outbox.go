@@ -229,13 +229,7 @@ func (s *Store) Form(ctx context.Context, batches []Formed, progress map[string]
 func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error) {
 	var ids []string
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
-		// The walk is along webhook_batches_pending, in first_seq order,
-		// and stops at the first due batch: the pending batches that are
-		// not due are the few deferred ones. Any other index would have
-		// every due batch of a backlog sorted for each claim.
-		rows, err := tx.QueryContext(ctx, `SELECT batch_id FROM webhook_batches INDEXED BY webhook_batches_pending
-			WHERE `+pendingStates+` AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
-			ORDER BY first_seq LIMIT ?2`, boundNanos(now), limit)
+		rows, err := tx.QueryContext(ctx, `SELECT batch_id `+claimOrder+` LIMIT ?2`, boundNanos(now), limit)
 		if err != nil {
 			return err
 		}
@@ -264,6 +258,32 @@ func (s *Store) ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit i
 		return nil, fmt.Errorf("claim due batches: %w", err)
 	}
 	return ids, nil
+}
+
+// claimOrder selects the batches ClaimDue takes, in the order it takes
+// them. The walk is along webhook_batches_pending, in first_seq order, and
+// stops at the first due batch: the pending batches that are not due are
+// the few deferred ones. Any other index would have every due batch of a
+// backlog sorted for each claim.
+const claimOrder = `FROM webhook_batches INDEXED BY webhook_batches_pending
+	WHERE ` + pendingStates + ` AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1)
+	ORDER BY first_seq`
+
+// NextClaim returns the batch ClaimDue would claim next at now, without
+// claiming it.
+func (s *Store) NextClaim(ctx context.Context, now time.Time) (string, bool, error) {
+	if err := s.hook("NextClaim"); err != nil {
+		return "", false, err
+	}
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT batch_id `+claimOrder+` LIMIT 1`, boundNanos(now)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read next due batch: %w", err)
+	}
+	return id, true, nil
 }
 
 // Frozen is what an attempt at a batch starts from (dispatcher.Frozen has

@@ -152,6 +152,18 @@ func (m *Mem) ClaimDue(_ context.Context, now, leaseUntil time.Time, limit int) 
 	return ids, nil
 }
 
+func (m *Mem) NextClaim(_ context.Context, now time.Time) (string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.fail("NextClaim"); err != nil {
+		return "", false, err
+	}
+	if due := m.due(now); len(due) > 0 {
+		return due[0].f.ID, true, nil
+	}
+	return "", false, nil
+}
+
 func (m *Mem) Frozen(_ context.Context, id string) (dispatcher.Frozen, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
