@@ -509,11 +509,13 @@ func (s *Store) FailOldest(ctx context.Context, n int64, now time.Time, reason s
 	var events int64
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		// Find the position up to which the oldest batches hold n events,
-		// walking the covering (first_seq, events) index; then fail them
-		// in one statement, which holds the write lock — and so the log
-		// reader — for as short a time as a few thousand rows allow.
-		rows, err := tx.QueryContext(ctx, `SELECT first_seq, events FROM webhook_batches
-			WHERE `+pendingStates+` ORDER BY first_seq`)
+		// walking the (first_seq, events) index; then fail them in one
+		// statement, which holds the write lock — and so the log reader —
+		// for as short a time as a few thousand rows allow. The batch in
+		// flight is skipped here as in the UPDATE: it is the oldest when
+		// the probe of a dead endpoint hangs.
+		rows, err := tx.QueryContext(ctx, `SELECT first_seq, events FROM webhook_batches INDEXED BY webhook_batches_pending
+			WHERE `+pendingStates+` AND (lease_until IS NULL OR lease_until <= ?) ORDER BY first_seq`, boundNanos(now))
 		if err != nil {
 			return err
 		}

@@ -93,6 +93,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"MaxPending", testMaxPending},
 		{"Run", testRun},
 		{"Observations", testObservations},
+		{"FailOldestSkipsLeased", testFailOldestSkipsLeased},
 		{"Order", testOrder},
 		{"OutageLongerThanPeriod", testOutageLongerThanPeriod},
 		{"FixResumes", testFixResumes},
@@ -1113,5 +1114,27 @@ func testFixResumes(t *testing.T, h Harness) {
 		if b := r.batch(t, p.header.Get(dispatcher.HeaderWebhookID)); b.State != dispatcher.StateSucceeded || b.Records[0].Endpoint != r.settings().Endpoint {
 			t.Errorf("batch %d after the fix: %s to %s", b.First, b.State, b.Records[0].Endpoint)
 		}
+	}
+}
+
+// testFailOldestSkipsLeased: the batch in flight — the oldest, when the
+// probe of a dead endpoint hangs — neither fails nor counts towards the
+// events to fail.
+func testFailOldestSkipsLeased(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	ctx := context.Background()
+	h.Store(t, manyEvents("d", event.Queued, 300)...)
+	r.form(t)
+	ids, err := h.Outbox.ClaimDue(ctx, at, at.Add(time.Hour), 1)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("claim: %v %v", ids, err)
+	}
+	batches, events, err := h.Outbox.FailOldest(ctx, 100, at, "spool full")
+	if err != nil || batches != 1 || events != 100 {
+		t.Fatalf("FailOldest = %d batches, %d events, %v; want 1, 100", batches, events, err)
+	}
+	got := r.batches(t)
+	if got[0].ID != ids[0] || pending(got[0].State) != true || got[1].State != dispatcher.StateFailed || !pending(got[2].State) {
+		t.Errorf("states %s %s %s; want the leased oldest pending, the next failed", got[0].State, got[1].State, got[2].State)
 	}
 }
