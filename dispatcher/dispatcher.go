@@ -773,9 +773,10 @@ type Observations interface {
 // is formed: forming reads only each event's position, id, type and time,
 // and looking up at formation would mean reading every event in full and
 // writing what was found, per event, on the log reader's path — the write
-// per event the outbox is built to avoid. The milter's records outlive a
-// retry period if milter.observation_ttl is at least retry_period (the
-// README says so); a batch first attempted later carries them empty.
+// per event the outbox is built to avoid. The milter's records outlive
+// the wait if milter.observation_ttl exceeds retry_period plus Postfix's
+// queue lifetime (the README says so); a batch first attempted later
+// carries them empty.
 func (d *Dispatcher) observe(ctx context.Context, evs []event.Event) {
 	if d.o.Observations == nil {
 		return
