@@ -61,7 +61,7 @@ func startCountingReceiver(b *testing.B) *countingReceiver {
 func benchConfig(b *testing.B, dir, maillog string) string {
 	b.Helper()
 	cfg := filepath.Join(dir, "posthorn.toml")
-	text := fmt.Sprintf("hostname = \"bench\"\nserver_composition = \"e2e-composition\"\n[store]\npath = %q\n[maillog]\npath = %q\nstart = \"begin\"\nyear = 2026\ntimezone = \"UTC\"\n[log]\nlevel = \"warn\"\n",
+	text := fmt.Sprintf("hostname = \"bench\"\nserver_composition = \"e2e-composition\"\n[store]\npath = %q\nretention = \"0\"\n[maillog]\npath = %q\nstart = \"begin\"\nyear = 2026\ntimezone = \"UTC\"\n[log]\nlevel = \"warn\"\n",
 		filepath.Join(dir, "posthorn.db"), maillog)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		b.Fatal(err)
