@@ -256,6 +256,11 @@ func (p *Poster) post(parent context.Context, r Request) Result {
 	res.Response = kept.b
 	res.Read = int(min(n, MaxResponseRead))
 	res.Truncated = n > MaxResponseRead
+	if readErr == nil && !res.Truncated && ctx.Err() != nil {
+		// The deadline ended the read, though the transport may report
+		// the cut as a clean end of the body.
+		readErr = ctx.Err()
+	}
 	if readErr != nil {
 		// The status line has been received and decides the outcome; the
 		// body is only for the log.
