@@ -523,7 +523,9 @@ func earliest(ts ...time.Time) time.Time {
 func (d *Dispatcher) reconsider(ctx context.Context, s settings.EventWebhook, now time.Time) error {
 	if d.lastSeen && s != d.last && (d.streak > 0 || !d.hold.IsZero()) {
 		d.o.Logger.Info("event webhook settings changed: trying the endpoint again now")
-		d.hold, d.streak = time.Time{}, 0
+		if err := d.lift(ctx, now); err != nil {
+			return err
+		}
 	}
 	d.last, d.lastSeen = s, true
 	if !now.Before(d.hold) {
@@ -536,10 +538,20 @@ func (d *Dispatcher) reconsider(ctx context.Context, s settings.EventWebhook, no
 	}
 	if d.replaysKnown && n != d.replays {
 		d.o.Logger.Info("event webhook batches were replayed: trying the endpoint again now")
-		d.hold, d.streak = time.Time{}, 0
+		if err := d.lift(ctx, now); err != nil {
+			return err
+		}
 	}
 	d.replays, d.replaysKnown = n, true
 	return nil
+}
+
+// lift ends the endpoint's hold and makes the deferred batches due, so
+// that delivery resumes in event order with the batch that failed first.
+func (d *Dispatcher) lift(ctx context.Context, now time.Time) error {
+	d.hold, d.streak = time.Time{}, 0
+	_, err := d.o.Outbox.RetryNow(ctx, now)
+	return err
 }
 
 // expire fails the batches whose retry period is over, when one may be,

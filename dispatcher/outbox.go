@@ -91,6 +91,12 @@ type Outbox interface {
 	// at lease_until at the earliest); ok is false when there is none.
 	NextDue(ctx context.Context) (at time.Time, ok bool, err error)
 
+	// RetryNow makes the deferred batches due at now, when someone acted
+	// on the endpoint's failure (new settings, a replay): the batch that
+	// failed first then goes first again, instead of waiting hours for its
+	// backoff while the batches formed after it are posted.
+	RetryNow(ctx context.Context, now time.Time) (int, error)
+
 	// ReleaseLeases clears every lease. The daemon calls it at start: one
 	// daemon runs per store, so a lease it finds was held by a process
 	// that died mid-attempt, and that batch is due again at once rather

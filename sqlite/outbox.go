@@ -493,6 +493,23 @@ func (s *Store) ReleaseLeases(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
+// RetryNow makes the deferred batches due at now.
+func (s *Store) RetryNow(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, false, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET next_attempt_at = ?
+			WHERE state = 'deferred' AND next_attempt_at > ?`, boundNanos(now), boundNanos(now))
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retry deferred batches now: %w", err)
+	}
+	return int(n), nil
+}
+
 // PendingEvents returns how many events queued and deferred batches hold.
 func (s *Store) PendingEvents(ctx context.Context) (int64, error) {
 	var n int64

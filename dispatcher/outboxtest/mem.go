@@ -250,6 +250,19 @@ func (m *Mem) ReleaseLeases(context.Context) (int, error) {
 	return n, nil
 }
 
+func (m *Mem) RetryNow(_ context.Context, now time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, b := range m.batches {
+		if b.state == dispatcher.StateDeferred && b.next.After(now) {
+			b.next = now
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (m *Mem) PendingEvents(context.Context) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -431,32 +431,27 @@ func testRetriesFrozenBatch(t *testing.T, h Harness) {
 		t.Fatal("posted during the hold")
 	}
 	// Settings that change the payload do not change a frozen batch. A
-	// change lifts the hold: the batch due goes out at once, the deferred
-	// one at its time.
+	// change lifts the hold and makes the deferred batch due: it goes out
+	// again first, then the batch not yet tried, encoded with the new
+	// settings.
 	r.change(func(s *settings.EventWebhook) { s.JSON = false })
 	r.deliver(t)
 	second := r.recv.drain()
-	if len(second) != 1 || second[0].header.Get(dispatcher.HeaderWebhookID) == id {
-		t.Fatalf("%d posts after the settings changed, want the batch not yet tried", len(second))
+	if len(second) != 2 {
+		t.Fatalf("%d posts after the settings changed, want the deferred batch and the one not yet tried", len(second))
 	}
-	if second[0].header.Get("Content-Type") != dispatcher.ContentTypeForm {
-		t.Error("the batch first attempted after the change was not encoded with the new settings")
-	}
-	r.clock.Set(at.Add(time.Minute))
-	r.deliver(t)
-	third := r.recv.drain()
-	if len(third) != 1 {
-		t.Fatalf("%d posts at the deferred batch's time, want 1", len(third))
-	}
-	retry := third[0]
+	retry := second[0]
 	if retry.header.Get(dispatcher.HeaderWebhookID) != id || !bytes.Equal(retry.body, first[0].body) {
-		t.Error("the retry is not the frozen batch")
+		t.Error("the first post after the change is not the frozen batch")
 	}
 	if a, b := first[0].header.Get(dispatcher.HeaderAttempt), retry.header.Get(dispatcher.HeaderAttempt); a != "1" || b != "2" {
 		t.Errorf("attempt headers %s, %s", a, b)
 	}
-	if err := verify(retry.header, retry.body, at.Add(time.Minute)); err != nil {
+	if err := verify(retry.header, retry.body, at.Add(30*time.Second)); err != nil {
 		t.Errorf("retry signature: %v", err)
+	}
+	if second[1].header.Get(dispatcher.HeaderWebhookID) == id || second[1].header.Get("Content-Type") != dispatcher.ContentTypeForm {
+		t.Error("the batch first attempted after the change was not encoded with the new settings")
 	}
 	for _, b := range r.batches(t) {
 		if b.State != dispatcher.StateSucceeded {
@@ -1105,15 +1100,21 @@ func testFixResumes(t *testing.T, h Harness) {
 	r.d.SettingsChanged()
 	r.deliver(t)
 	posts := r.recv.drain()
-	// The two batches never tried go out now; the one deferred keeps its
-	// time.
-	if len(posts) != 2 {
-		t.Fatalf("%d posts after the fix, want the 2 due", len(posts))
+	// Every batch goes out now, in event order: first the one that kept
+	// failing, then the two never tried.
+	if len(posts) != 3 {
+		t.Fatalf("%d posts after the fix, want all 3", len(posts))
 	}
+	last := int64(0)
 	for _, p := range posts {
-		if b := r.batch(t, p.header.Get(dispatcher.HeaderWebhookID)); b.State != dispatcher.StateSucceeded || b.Records[0].Endpoint != r.settings().Endpoint {
-			t.Errorf("batch %d after the fix: %s to %s", b.First, b.State, b.Records[0].Endpoint)
+		b := r.batch(t, p.header.Get(dispatcher.HeaderWebhookID))
+		if b.State != dispatcher.StateSucceeded || b.Records[len(b.Records)-1].Endpoint != r.settings().Endpoint {
+			t.Errorf("batch %d after the fix: %s to %s", b.First, b.State, b.Records[len(b.Records)-1].Endpoint)
 		}
+		if b.First < last {
+			t.Errorf("batch %d posted after batch %d", b.First, last)
+		}
+		last = b.First
 	}
 }
 
