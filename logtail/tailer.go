@@ -169,6 +169,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 		return err
 	}
 	var buf []Line
+	size := 0 // events of the last batch: the next one is sized for as many
 	for {
 		var err error
 		buf, err = t.Source.Read(ctx, buf[:0], max)
@@ -176,7 +177,8 @@ func (t *Tailer) Run(ctx context.Context) error {
 			buf, err = t.linger(ctx, buf, max)
 		}
 		if len(buf) > 0 {
-			var events []event.Event
+			// A new slice each batch: the last one is the committer's now.
+			events := make([]event.Event, 0, size)
 			cut, loss := 0, t.sum.LogLoss
 			for i := range buf {
 				if buf[i].Cut {
@@ -196,6 +198,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 					"reports", n, "total", t.sum.LogLoss)
 			}
 			t.publish()
+			size = len(events)
 			b := event.Batch{Events: events, Cursor: buf[len(buf)-1].Cursor}
 			b.Upsert, b.Close = t.Correlator.Flush()
 			select {
