@@ -84,6 +84,8 @@ func TestInboundValidate(t *testing.T) {
 			InboundErrors{"filters[0].endpoint": "required: an https:// URL"}},
 		{"http endpoint", func(s *Inbound) { s.Filters[0].Endpoint = "http://hooks.example.com/" }, false,
 			InboundErrors{"filters[0].endpoint": "must start with https:// (plain http:// needs allow_insecure_http in the daemon config)"}},
+		{"basic user without password", func(s *Inbound) { s.Filters[0].BasicPassword = "" }, false,
+			InboundErrors{"filters[0].basic_password": "required when basic_user is set"}},
 		{"basic and bearer", func(s *Inbound) { s.Filters[0].APIKeyBearer = true }, false,
 			InboundErrors{"filters[0].api_key_bearer": "cannot be combined with Basic authentication (basic_user): choose one"}},
 		{"bad signing secret", func(s *Inbound) { s.Filters[0].SigningSecret = "secret" }, false,

@@ -44,7 +44,8 @@ func TestValidate(t *testing.T) {
 		{"version 3 json", func(s *EventWebhook) { s.Version, s.JSON = 3, true }, false, nil},
 		{"version 2 json", func(s *EventWebhook) { s.JSON = true }, false, nil},
 		{"bearer without basic", func(s *EventWebhook) { s.BasicUser, s.BasicPassword, s.APIKeyBearer = "", "", true }, false, nil},
-		{"basic user without password", func(s *EventWebhook) { s.BasicPassword = "" }, false, nil},
+		{"basic user without password", func(s *EventWebhook) { s.BasicPassword = "" }, false,
+			FieldErrors{"basic_password": "required when basic_user is set"}},
 		{"ranges at their low ends", func(s *EventWebhook) {
 			s.Interval, s.MaxEvents, s.Timeout, s.RetryPeriod = 1, 100, 1, Duration(time.Hour)
 		}, false, nil},

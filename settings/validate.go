@@ -100,6 +100,11 @@ func (s EventWebhook) Validate(allowHTTP bool) error {
 	if s.BasicPassword != "" && s.BasicUser == "" {
 		fe.add("basic_user", "required when basic_password is set")
 	}
+	// Basic authentication with an empty password is almost always a
+	// password that got lost on the way (a form, an import), not a choice.
+	if s.BasicUser != "" && s.BasicPassword == "" {
+		fe.add("basic_password", "required when basic_user is set")
+	}
 	if hasControl(string(s.BasicPassword)) {
 		fe.add("basic_password", "must not contain control characters (RFC 7617)")
 	}
