@@ -19,10 +19,10 @@ type filterView struct {
 	Raw       map[string]string // number fields as typed, when they did not parse
 	Errs      map[string]string // "name", "endpoint", "conditions[0].pattern", ...
 	Other     string            // problems outside this filter (older invalid settings)
-	HasBasic  bool
-	HasAPIKey bool
-	HasSecret bool
-	NewSecret string
+	// The secret fields (secretInput); NewSecret is a generated signing
+	// secret, shown once, after it was saved.
+	Basic, APIKey, Signing *secretInput
+	NewSecret              string
 }
 
 func (v *filterView) value(field, setting string) string {
@@ -48,7 +48,9 @@ func condErr(v *filterView, i int, field string) string {
 func newFilterView(f settings.InboundFilter, orig string) *filterView {
 	return &filterView{
 		Orig: orig, F: f, Raw: map[string]string{}, Errs: map[string]string{},
-		HasBasic: f.BasicPassword != "", HasAPIKey: f.APIKey != "", HasSecret: f.SigningSecret != "",
+		Basic:   &secretInput{Field: "basic_password", Stored: f.BasicPassword != ""},
+		APIKey:  &secretInput{Field: "api_key", Stored: f.APIKey != ""},
+		Signing: &secretInput{Field: "signing_secret", Stored: f.SigningSecret != ""},
 	}
 }
 
@@ -112,11 +114,13 @@ func (s *Server) saveFilter(w http.ResponseWriter, r *http.Request) {
 		}
 		cur = in.Filters[idx]
 	}
-	f, v := s.parseFilterForm(ctx, r.PostForm, cur, orig)
+	f, v, generated := s.parseFilterForm(ctx, r.PostForm, cur, orig)
 
 	if r.PostForm.Get("action") == "add" {
+		// Not validated yet (the new row is empty), but a secret that
+		// was not kept must say so.
 		v.F.Conditions = append(v.F.Conditions, settings.Condition{})
-		v.Errs = map[string]string{}
+		v.Errs = secretErrs(v.Errs)
 		s.render(w, r, http.StatusOK, filterPage(v))
 		return
 	}
@@ -158,14 +162,14 @@ func (s *Server) saveFilter(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(v.Errs) > 0 || v.Other != "" {
-		v.NewSecret = ""
 		s.render(w, r, http.StatusUnprocessableEntity, filterPage(v))
 		return
 	}
 	s.log.Info("console: inbound filter saved", "user", infoFrom(ctx).user, "filter", f)
-	if v.NewSecret != "" {
+	if generated {
+		// The one time the new secret is shown, now that it is stored.
 		saved := newFilterView(f, f.Name)
-		saved.NewSecret = v.NewSecret
+		saved.NewSecret = string(f.SigningSecret)
 		s.render(w, r, http.StatusOK, filterPage(saved))
 		return
 	}
@@ -181,10 +185,12 @@ func filterErrKey(field string) string {
 }
 
 // parseFilterForm turns the form into a filter over cur. Condition rows
-// left entirely empty, and rows marked for removal, are dropped.
-func (s *Server) parseFilterForm(ctx context.Context, form url.Values, cur settings.InboundFilter, orig string) (settings.InboundFilter, *filterView) {
-	f := cur
-	v := newFilterView(cur, orig)
+// left entirely empty, and rows marked for removal, are dropped; secrets
+// are read as readSecret says, and generated says the signing secret is a
+// new one, to be shown once saved.
+func (s *Server) parseFilterForm(ctx context.Context, form url.Values, cur settings.InboundFilter, orig string) (f settings.InboundFilter, v *filterView, generated bool) {
+	f = cur
+	v = newFilterView(cur, orig)
 	checked := func(name string) bool { return form.Get(name) != "" }
 	f.Name = strings.TrimSpace(form.Get("name"))
 	f.Endpoint = strings.TrimSpace(form.Get("endpoint"))
@@ -208,30 +214,9 @@ func (s *Server) parseFilterForm(ctx context.Context, form url.Values, cur setti
 		f.Conditions = append(f.Conditions, settings.Condition{Header: h, Pattern: p})
 	}
 
-	switch pw := form.Get("basic_password"); {
-	case checked("basic_password_clear"):
-		f.BasicPassword = ""
-	case pw != "":
-		if pw != form.Get("basic_password_confirm") {
-			v.Errs["basic_password"] = tr(ctx, "err.mismatch")
-		}
-		f.BasicPassword = settings.Secret(pw)
-	}
-	switch key := strings.TrimSpace(form.Get("api_key")); {
-	case checked("api_key_clear"):
-		f.APIKey = ""
-	case key != "":
-		f.APIKey = settings.Secret(key)
-	}
-	switch sec := strings.TrimSpace(form.Get("signing_secret")); {
-	case checked("signing_secret_generate"):
-		f.SigningSecret = settings.NewSigningSecret()
-		v.NewSecret = string(f.SigningSecret)
-	case checked("signing_secret_clear"):
-		f.SigningSecret = ""
-	case sec != "":
-		f.SigningSecret = settings.Secret(sec)
-	}
+	f.BasicPassword, v.Basic = s.readSecret(ctx, form, "filter", "basic_password", cur.BasicPassword, v.Errs)
+	f.APIKey, v.APIKey = s.readSecret(ctx, form, "filter", "api_key", cur.APIKey, v.Errs)
+	f.SigningSecret, v.Signing, generated = s.readSigningSecret(ctx, form, "filter", cur.SigningSecret, v.Errs)
 
 	number := func(field string, dst *int, lo, hi int) {
 		raw := strings.TrimSpace(form.Get(field))
@@ -253,8 +238,7 @@ func (s *Server) parseFilterForm(ctx context.Context, form url.Values, cur setti
 	}
 
 	v.F = f
-	v.HasBasic, v.HasAPIKey, v.HasSecret = f.BasicPassword != "", f.APIKey != "", f.SigningSecret != ""
-	return f, v
+	return f, v, generated
 }
 
 // deleteFilter removes a filter after checking the logged-in user's

@@ -14,6 +14,7 @@ package ui
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -160,6 +161,10 @@ type Server struct {
 	// loginMu serialises the check-verify-record sequence of logins, so
 	// that parallel guesses cannot all pass the rate limit before any of
 	// them is recorded, and bounds argon2's memory to one hash at a time.
+	// sealer seals secrets typed into a form that is shown again
+	// (secret.go).
+	sealer cipher.AEAD
+
 	loginMu   sync.Mutex
 	dummyHash string
 
@@ -198,6 +203,7 @@ func New(o Options) (*Server, error) {
 		hostname:        o.Hostname,
 		log:             o.Logger,
 		now:             o.Now,
+		sealer:          newSealer(),
 	}
 	if s.loc == nil {
 		s.loc = time.Local

@@ -17,11 +17,13 @@ type webhookView struct {
 	S         settings.EventWebhook // values shown; secrets are never rendered
 	Raw       map[string]string     // number fields as typed, when they did not parse
 	Errs      map[string]string     // field (YAML name) → message in the page language
-	HasBasic  bool                  // a Basic password is stored
-	HasAPIKey bool
-	HasSecret bool
-	Saved     bool
-	NewSecret string // a generated signing secret, shown once
+	// The secret fields: whether each is stored, and a value typed but
+	// not saved yet.
+	Basic, APIKey, Signing *secretInput
+	Saved                  bool
+	// NewSecret is a generated signing secret, shown once, after it was
+	// saved.
+	NewSecret string
 	CanTest   bool
 	Test      *testView
 }
@@ -64,9 +66,9 @@ func (s *Server) newWebhookView(cur settings.EventWebhook) *webhookView {
 	return &webhookView{
 		Available: s.settings != nil,
 		S:         cur,
-		HasBasic:  cur.BasicPassword != "",
-		HasAPIKey: cur.APIKey != "",
-		HasSecret: cur.SigningSecret != "",
+		Basic:     &secretInput{Field: "basic_password", Stored: cur.BasicPassword != ""},
+		APIKey:    &secretInput{Field: "api_key", Stored: cur.APIKey != ""},
+		Signing:   &secretInput{Field: "signing_secret", Stored: cur.SigningSecret != ""},
 		CanTest:   s.sendTest != nil,
 	}
 }
@@ -102,7 +104,7 @@ func (s *Server) saveWebhook(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	next, v := s.parseWebhookForm(ctx, r, cur)
+	next, v, generated := s.parseWebhookForm(ctx, r, cur)
 	// Every problem shows at once; where the form found one already (a
 	// number that did not parse, passwords that differ) its message stays.
 	if err := next.Validate(s.allowHTTP); err != nil {
@@ -135,10 +137,11 @@ func (s *Server) saveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("console: event webhook settings saved", "user", infoFrom(ctx).user, "settings", next)
-	if v.NewSecret != "" {
-		// The one time the new secret is shown: no redirect, no cache.
+	if generated {
+		// The one time the new secret is shown, now that it is stored:
+		// no redirect, no cache.
 		saved := s.newWebhookView(next)
-		saved.Saved, saved.NewSecret = true, v.NewSecret
+		saved.Saved, saved.NewSecret = true, string(next.SigningSecret)
 		s.render(w, r, http.StatusOK, webhookPage(saved))
 		return
 	}
@@ -156,12 +159,13 @@ func fieldError(ctx context.Context, key, english string) string {
 	return english
 }
 
-// parseWebhookForm turns the form into settings over cur. Secret fields
-// left empty keep the stored secret; "Remove" clears it.
-func (s *Server) parseWebhookForm(ctx context.Context, r *http.Request, cur settings.EventWebhook) (settings.EventWebhook, *webhookView) {
+// parseWebhookForm turns the form into settings over cur (readSecret says
+// how secret fields are read); generated says the signing secret is a new
+// one, to be shown once saved.
+func (s *Server) parseWebhookForm(ctx context.Context, r *http.Request, cur settings.EventWebhook) (next settings.EventWebhook, v *webhookView, generated bool) {
 	f := r.PostForm
-	next := cur
-	v := s.newWebhookView(cur)
+	next = cur
+	v = s.newWebhookView(cur)
 	v.Raw, v.Errs = map[string]string{}, map[string]string{}
 	checked := func(name string) bool { return f.Get(name) != "" }
 
@@ -178,30 +182,9 @@ func (s *Server) parseWebhookForm(ctx context.Context, r *http.Request, cur sett
 	next.APIKeyBearer = checked("api_key_bearer")
 	next.CAFile = strings.TrimSpace(f.Get("ca_file"))
 
-	switch pw := f.Get("basic_password"); {
-	case checked("basic_password_clear"):
-		next.BasicPassword = ""
-	case pw != "":
-		if pw != f.Get("basic_password_confirm") {
-			v.Errs["basic_password"] = tr(ctx, "err.mismatch")
-		}
-		next.BasicPassword = settings.Secret(pw)
-	}
-	switch key := strings.TrimSpace(f.Get("api_key")); {
-	case checked("api_key_clear"):
-		next.APIKey = ""
-	case key != "":
-		next.APIKey = settings.Secret(key)
-	}
-	switch sec := strings.TrimSpace(f.Get("signing_secret")); {
-	case checked("signing_secret_generate"):
-		next.SigningSecret = settings.NewSigningSecret()
-		v.NewSecret = string(next.SigningSecret)
-	case checked("signing_secret_clear"):
-		next.SigningSecret = ""
-	case sec != "":
-		next.SigningSecret = settings.Secret(sec)
-	}
+	next.BasicPassword, v.Basic = s.readSecret(ctx, f, "webhook", "basic_password", cur.BasicPassword, v.Errs)
+	next.APIKey, v.APIKey = s.readSecret(ctx, f, "webhook", "api_key", cur.APIKey, v.Errs)
+	next.SigningSecret, v.Signing, generated = s.readSigningSecret(ctx, f, "webhook", cur.SigningSecret, v.Errs)
 
 	number := func(field string, dst *int, lo, hi int) {
 		raw := strings.TrimSpace(f.Get(field))
@@ -229,10 +212,9 @@ func (s *Server) parseWebhookForm(ctx context.Context, r *http.Request, cur sett
 		v.Errs["retry_period"] = tr(ctx, "err.duration")
 	}
 
-	// The form shows what was entered, and the secrets' new state.
+	// The form shows what was entered; secrets only as their state.
 	v.S = next
-	v.HasBasic, v.HasAPIKey, v.HasSecret = next.BasicPassword != "", next.APIKey != "", next.SigningSecret != ""
-	return next, v
+	return next, v, generated
 }
 
 // testWebhook posts a sample event with the saved settings and shows the
