@@ -349,18 +349,26 @@ func (s *Server) guard(rt route) http.Handler {
 		r = r.WithContext(ctx)
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-			if r.Header.Get("X-CSRF-Token") == "" {
-				// The token is in the form: a form past the limit
-				// is too large, not forged, and is told so.
-				var tooBig *http.MaxBytesError
-				if err := r.ParseForm(); errors.As(err, &tooBig) {
-					http.Error(w, fmt.Sprintf("413 request entity too large: a form may hold at most %d KiB", maxForm>>10), http.StatusRequestEntityTooLarge)
-					return
-				}
+		}
+		// The query and the form are parsed here, once, for every route:
+		// a handler reading r.URL.Query() or PostFormValue would see a
+		// malformed one as empty, and act on it (a search without its
+		// filters, a list of domains replaced by none). Go drops a query
+		// of more than 10,000 parameters entirely (net/url).
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				s.plainError(w, r, http.StatusRequestEntityTooLarge, "err.toolarge", maxForm>>10)
+				return
 			}
+			s.log.Info("console: malformed request refused", "path", r.URL.Path, "err", err)
+			s.plainError(w, r, http.StatusBadRequest, "err.badrequest", err.Error())
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if !s.checkCSRF(r, ri) {
 				s.log.Warn("console: request without a valid form token refused", "path", r.URL.Path, "addr", r.RemoteAddr)
-				http.Error(w, "403 forbidden: the form is out of date or did not come from this console; reload the page and try again", http.StatusForbidden)
+				s.plainError(w, r, http.StatusForbidden, "err.forbidden")
 				return
 			}
 		}
@@ -428,6 +436,12 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintln(w, "ok")
+}
+
+// plainError answers a request that a page cannot be shown for (a
+// malformed or forged form) with a short text in the page language.
+func (s *Server) plainError(w http.ResponseWriter, r *http.Request, status int, key string, args ...any) {
+	http.Error(w, trf(r.Context(), key, args...), status)
 }
 
 // serverError logs err and answers 500 without details, which may hold
