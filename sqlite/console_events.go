@@ -3,6 +3,8 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -161,6 +163,19 @@ const eachPage = 1000
 // writes to a slow client; events committed meanwhile are included when
 // they sort after the rows already passed.
 func (s *Store) EachEvent(ctx context.Context, q event.Query, fn func(*event.Event) error) error {
+	return s.eachEvent(ctx, q, func(_ int64, e *event.Event) error { return fn(e) })
+}
+
+// seqScanner reads the seq column before eventColumns.
+type seqScanner struct {
+	r   rowScanner
+	seq *int64
+}
+
+func (s seqScanner) Scan(dest ...any) error { return s.r.Scan(append([]any{s.seq}, dest...)...) }
+
+// eachEvent is EachEvent with each event's seq, the link to its batch.
+func (s *Store) eachEvent(ctx context.Context, q event.Query, fn func(seq int64, e *event.Event) error) error {
 	types := distinctTypes(q)
 	var typeWhere string
 	var typeArgs []any
@@ -174,17 +189,35 @@ func (s *Store) EachEvent(ctx context.Context, q event.Query, fn func(*event.Eve
 		}
 	}
 	page := q
+	seqs := make([]int64, 0, eachPage)
+	evs := make([]event.Event, 0, eachPage)
 	for {
 		where, args := periodWhere(page, "", ">")
 		args = append(args, typeArgs...)
 		args = append(args, eachPage)
-		evs, err := s.queryEvents(ctx, "SELECT "+eventColumns+" FROM events WHERE "+where+typeWhere+
-			" ORDER BY time, id LIMIT ?", args...)
+		seqs, evs = seqs[:0], evs[:0]
+		err := func() error {
+			rows, err := s.r.QueryContext(ctx, "SELECT seq, "+eventColumns+" FROM events WHERE "+where+typeWhere+
+				" ORDER BY time, id LIMIT ?", args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var seq int64
+				e, err := scanEvent(seqScanner{rows, &seq})
+				if err != nil {
+					return err
+				}
+				seqs, evs = append(seqs, seq), append(evs, e)
+			}
+			return rows.Err()
+		}()
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)
 		}
 		for i := range evs {
-			if err := fn(&evs[i]); err != nil {
+			if err := fn(seqs[i], &evs[i]); err != nil {
 				return err
 			}
 		}
@@ -194,6 +227,130 @@ func (s *Store) EachEvent(ctx context.Context, q event.Query, fn func(*event.Eve
 		last := evs[len(evs)-1]
 		page.AfterTime, page.AfterID = last.Time, last.ID
 	}
+}
+
+// EventPost is the Event Webhook post (batch) that carried an event, with
+// its latest attempt.
+type EventPost struct {
+	BatchID string
+	State   string
+	Last    *WebhookAttempt // nil: not attempted yet
+}
+
+// batchOf returns the batch of family that holds the event with seq; ok
+// is false when none does (the family was not posted then, or the event
+// is not in a batch yet). A family's batches do not overlap (0002), so
+// the first batch ending at or after seq is the only candidate: one seek
+// of the (family, last_seq) index.
+func (s *Store) batchOf(ctx context.Context, family string, seq int64) (id string, first, last int64, ok bool, err error) {
+	err = s.r.QueryRowContext(ctx, `SELECT batch_id, first_seq, last_seq FROM webhook_batches
+		WHERE family = ? AND last_seq >= ? ORDER BY last_seq LIMIT 1`, family, seq).Scan(&id, &first, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, 0, false, nil
+	}
+	if err != nil {
+		return "", 0, 0, false, err
+	}
+	return id, first, last, first <= seq, nil
+}
+
+// latestAttempt returns a batch's latest attempt, nil when it has none.
+func (s *Store) latestAttempt(ctx context.Context, batchID string) (*WebhookAttempt, error) {
+	var a WebhookAttempt
+	var at int64
+	var next sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT attempt, at, host, endpoint, state, status, reason, response, next_attempt_at
+		FROM webhook_attempts WHERE batch_id = ? ORDER BY attempt DESC LIMIT 1`, batchID).
+		Scan(&a.Attempt, &at, &a.Host, &a.Endpoint, &a.State, &a.Status, &a.Reason, &a.Response, &next)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.At, a.NextAttempt = time.Unix(0, at).UTC(), fromNanos(next)
+	return &a, nil
+}
+
+// EventPostOf returns the post that carried the event with this time and
+// id (EventAt's key); ok is false when the event is in no batch.
+func (s *Store) EventPostOf(ctx context.Context, t time.Time, id string) (EventPost, bool, error) {
+	var seq int64
+	var typ string
+	err := s.r.QueryRowContext(ctx, `SELECT seq, type FROM events WHERE time = ? AND id = ?`, boundNanos(t), id).Scan(&seq, &typ)
+	if errors.Is(err, sql.ErrNoRows) {
+		return EventPost{}, false, nil
+	}
+	if err != nil {
+		return EventPost{}, false, fmt.Errorf("read the post of event %s: %w", id, err)
+	}
+	fam := event.Type(typ).Family()
+	if fam == "" {
+		return EventPost{}, false, nil
+	}
+	bid, _, _, ok, err := s.batchOf(ctx, fam, seq)
+	if err != nil || !ok {
+		return EventPost{}, false, wrapErr("read the post of event "+id, err)
+	}
+	p := EventPost{BatchID: bid}
+	if err := s.r.QueryRowContext(ctx, `SELECT state FROM webhook_batches WHERE batch_id = ?`, bid).Scan(&p.State); err != nil {
+		return EventPost{}, false, fmt.Errorf("read the post of event %s: %w", id, err)
+	}
+	if p.Last, err = s.latestAttempt(ctx, bid); err != nil {
+		return EventPost{}, false, fmt.Errorf("read the post of event %s: %w", id, err)
+	}
+	return p, true, nil
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// EachEventPosted is EachEvent with the endpoint of the latest attempt of
+// the post that carried each event ("" when the event was never posted).
+// Consecutive events mostly share a batch, so a batch is looked up once
+// per run of its events, not per row.
+func (s *Store) EachEventPosted(ctx context.Context, q event.Query, fn func(e *event.Event, endpoint string) error) error {
+	type span struct {
+		first, last int64 // seqs covered; last < first: none
+		endpoint    string
+	}
+	cache := map[string]span{}
+	return s.eachEvent(ctx, q, func(seq int64, e *event.Event) error {
+		fam := e.Type.Family()
+		if fam == "" {
+			return fn(e, "")
+		}
+		if c, ok := cache[fam]; ok && seq >= c.first && seq <= c.last {
+			return fn(e, c.endpoint)
+		}
+		id, first, last, ok, err := s.batchOf(ctx, fam, seq)
+		if err != nil {
+			return fmt.Errorf("read the posts of events: %w", err)
+		}
+		var c span
+		switch {
+		case ok:
+			c = span{first: first, last: last}
+			a, err := s.latestAttempt(ctx, id)
+			if err != nil {
+				return fmt.Errorf("read the posts of events: %w", err)
+			}
+			if a != nil {
+				c.endpoint = a.Endpoint
+			}
+		case id != "":
+			// seq falls before the next batch: nothing up to it is posted.
+			c = span{first: seq, last: first - 1}
+		default:
+			c = span{first: seq, last: seq}
+		}
+		cache[fam] = c
+		return fn(e, c.endpoint)
+	})
 }
 
 // countedTypes are the types CountEventsSince reports.

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -736,10 +737,14 @@ type WebhookLogQuery struct {
 	Until  time.Time // zero: no upper bound
 	States []string  // empty: all
 	ID     string    // only this batch; "": any
-	// Paging, in (Received, ID) order: rows after this one.
+	// Paging, in (Received, ID) order: rows after this one (before it
+	// with Newest).
 	AfterReceived time.Time
 	AfterID       string
 	Limit         int // 0: no limit
+	// Newest orders the rows newest first, as the console's log screen
+	// shows them; the CSV and replay go oldest first.
+	Newest bool
 }
 
 func (q WebhookLogQuery) where() (string, []any, error) {
@@ -770,7 +775,11 @@ func (q WebhookLogQuery) where() (string, []any, error) {
 		where = append(where, "state IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(q.States)), ", ")+")")
 	}
 	if !q.AfterReceived.IsZero() {
-		where = append(where, "(first_time, batch_id) > (?, ?)")
+		op := ">"
+		if q.Newest {
+			op = "<"
+		}
+		where = append(where, "(first_time, batch_id) "+op+" (?, ?)")
 		args = append(args, boundNanos(q.AfterReceived), q.AfterID)
 	}
 	if q.Limit < 0 {
@@ -804,13 +813,41 @@ func scanBatch(sc interface{ Scan(...any) error }, extra ...any) (WebhookBatch, 
 }
 
 // WebhookLog returns the rows of the Event Webhook log that q selects,
-// ordered by Received and then batch id.
+// ordered by Received and then batch id (descending with q.Newest).
+//
+// With a limit and several statuses each status is read from its own range
+// of the (state, first_time, batch_id) index and the ranges are merged,
+// so that no page sorts the rows of a whole period.
 func (s *Store) WebhookLog(ctx context.Context, q WebhookLogQuery) ([]WebhookBatch, error) {
+	if len(q.States) > 1 && q.Limit > 0 {
+		var out []WebhookBatch
+		for _, st := range slices.Compact(slices.Sorted(slices.Values(q.States))) {
+			one := q
+			one.States = []string{st}
+			rows, err := s.WebhookLog(ctx, one)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, rows...)
+		}
+		slices.SortFunc(out, func(a, b WebhookBatch) int {
+			c := cmp.Or(a.Received.Compare(b.Received), cmp.Compare(a.ID, b.ID))
+			if q.Newest {
+				return -c
+			}
+			return c
+		})
+		return out[:min(len(out), q.Limit)], nil
+	}
 	where, args, err := q.where()
 	if err != nil {
 		return nil, fmt.Errorf("read webhook log: %w", err)
 	}
-	query := `SELECT ` + batchColumns + ` FROM webhook_batches` + where + ` ORDER BY first_time, batch_id`
+	order := ` ORDER BY first_time, batch_id`
+	if q.Newest {
+		order = ` ORDER BY first_time DESC, batch_id DESC`
+	}
+	query := `SELECT ` + batchColumns + ` FROM webhook_batches` + where + order
 	if q.Limit > 0 {
 		query += " LIMIT ?"
 		args = append(args, q.Limit)
