@@ -78,11 +78,13 @@ func (s *Server) eventDetail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Event, d.Found = e, ok
-	if ok {
-		if wh, err := s.webhookSettings(ctx); err != nil {
-			s.log.Warn("console: read event webhook settings", "err", err)
-		} else if wh != nil && wh.Posts(e.Type.Family()) {
-			d.Endpoint = wh.Endpoint
+	if ok && s.posts != nil {
+		// The endpoint, code and answer of the post that carried the
+		// event, not today's settings, which may name another endpoint
+		// or not post the event at all.
+		if d.PostID, d.Last, _, err = s.posts.EventPost(ctx, e.Time, e.ID); err != nil {
+			s.serverError(w, r, err)
+			return
 		}
 	}
 	status := http.StatusOK
@@ -132,11 +134,6 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad request: "+tr(ctx, cmpOr(search.FromErr, search.ToErr)), http.StatusBadRequest)
 		return
 	}
-	wh, err := s.webhookSettings(ctx)
-	if err != nil {
-		s.serverError(w, r, err)
-		return
-	}
 	// A million rows take seconds to write to a slow client: lift the
 	// server's write deadline for this response (a recorder in tests has
 	// none to lift).
@@ -151,10 +148,9 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 	_ = cw.Write(csvHeader)
 	row := make([]string, len(csvHeader))
 	rows := 0
-	err = s.store.EachEvent(ctx, search.Query, func(e *event.Event) error {
-		endpoint := ""
-		if wh != nil && wh.Posts(e.Type.Family()) {
-			endpoint = wh.Endpoint
+	write := func(e *event.Event, endpoint string) error {
+		if endpoint != "" {
+			endpoint = s.showEndpoint(endpoint)
 		}
 		class := ""
 		if e.Class != event.ClassNone {
@@ -164,14 +160,23 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 			e.Time.In(s.loc).Format(time.RFC3339), string(e.Type), e.Host, endpoint, e.Reason,
 			e.To, e.OrigTo, e.ReturnPath, e.MessageID, e.QueueID, e.DSN, e.Relay, class, e.ID)
 		for i := range row {
-			row[i] = csvSafe(row[i])
+			// Reasons are what remote servers wrote, not always UTF-8.
+			row[i] = csvSafe(strings.ToValidUTF8(row[i], "\uFFFD"))
 		}
 		rows++
 		if err := cw.Write(row); err != nil {
 			return err
 		}
 		return ctx.Err()
-	})
+	}
+	// endpointUrl is where the post that carried the event went, empty
+	// when it was never posted.
+	var err error
+	if s.posts != nil {
+		err = s.posts.EachEventPosted(ctx, search.Query, write)
+	} else {
+		err = s.store.EachEvent(ctx, search.Query, func(e *event.Event) error { return write(e, "") })
+	}
 	cw.Flush()
 	if err == nil {
 		err = cw.Error()

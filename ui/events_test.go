@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
+	"github.com/posthorn/posthorn/sqlite"
 )
 
 var mainPart = regexp.MustCompile(`(?s)<main>.*</main>`)
@@ -112,31 +114,54 @@ func TestEventLog(t *testing.T) {
 }
 
 func TestEventDetail(t *testing.T) {
-	e := newEnv(t, nil)
-	evs := testEvents(30)
+	e := newEnv(t, func(o *Options) { withPosts(o); o.ShowEndpoint = stripQuery })
+	ctx := context.Background()
+	evs := testEvents(30) // seq 1..30
 	e.commit(evs)
-	if err := e.settings.SaveEventWebhookSettings(context.Background(), settings.EventWebhook{
-		Endpoint: "https://hooks.example.com/posthorn", Deliveries: true, Version: 2, Timezone: "UTC",
+	// Today's settings name another endpoint than the post used.
+	if err := e.settings.SaveEventWebhookSettings(ctx, settings.EventWebhook{
+		Endpoint: "https://today.example.com/posthorn", Deliveries: true, Version: 2, Timezone: "UTC",
 		Interval: 1, MaxEvents: 100, Timeout: 30, RetryPeriod: settings.Duration(24 * time.Hour),
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// evs[20..26] went out in one post, twice; evs[27] is in a post not
+	// sent yet; evs[28] (failed, deliveries) in none.
+	formBatch(t, e.store, "b-old", "deliveries", 21, 27,
+		sqlite.Attempt{Attempt: 1, At: testNow, Endpoint: "https://old.example/hook?token=SECRET-TOKEN", State: PostDeferred,
+			Status: 502, Reason: "HTTP 502", Response: []byte("<html>bad gateway</html>"), Next: testNow.Add(time.Minute)},
+		sqlite.Attempt{Attempt: 2, At: testNow.Add(time.Minute), Endpoint: "https://old.example/hook?token=SECRET-TOKEN",
+			State: PostSucceeded, Status: 200, Response: []byte(`{"accepted":7}`)})
+	formBatch(t, e.store, "b-new", "deliveries", 28, 28)
 	c := e.client()
 	c.login()
 
-	// evs[26] is succeeded (deliveries, posted); evs[24] is bounced
-	// (bounces, not posted with these settings).
 	resp, body := c.get(eventKey(&evs[26]), "HX-Request", "true", "HX-Target", "dialog")
 	wantStatus(t, resp, http.StatusOK, body)
-	if !strings.Contains(body, "<dd>https://hooks.example.com/posthorn</dd>") {
-		t.Error("the detail of a posted event does not name the endpoint")
+	for _, want := range []string{`data-testid="detail-endpoint">https://old.example/hook<`, `data-testid="detail-code">200<`,
+		`data-testid="detail-response">{&#34;accepted&#34;:7}<`, `href="/posts/b-old"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the detail lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "SECRET") || strings.Contains(body, "today.example.com") {
+		t.Error("the detail shows a token or today's endpoint")
 	}
 	golden(t, "detail_fragment.html", []byte(body))
+
+	_, body = c.get(eventKey(&evs[27]), "HX-Request", "true", "HX-Target", "dialog")
+	if !strings.Contains(body, "in a post not sent yet") || !strings.Contains(body, `href="/posts/b-new"`) || strings.Contains(body, "detail-code") {
+		t.Errorf("an event waiting in a post:\n%s", body)
+	}
+	_, body = c.get(eventKey(&evs[28]), "HX-Request", "true", "HX-Target", "dialog")
+	if !strings.Contains(body, "(not posted)") || strings.Contains(body, "detail-post") {
+		t.Errorf("an event in no post:\n%s", body)
+	}
 
 	resp, body = c.get(eventKey(&evs[24]) + "?status=bounced&page=1")
 	wantStatus(t, resp, http.StatusOK, body)
 	if !strings.Contains(body, `<dialog open class="detail"`) || !strings.Contains(body, `href="/events?status=bounced"`) ||
-		!strings.Contains(body, "not posted with the current settings") {
+		!strings.Contains(body, "(not posted)") {
 		t.Errorf("no-JavaScript detail page:\n%s", mainOf(body))
 	}
 	golden(t, "detail_page.html", []byte(mainOf(body)))
@@ -149,6 +174,41 @@ func TestEventDetail(t *testing.T) {
 	}
 	if resp, _ := c.get("/events/notanumber/x"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("bad time in the path: %s", resp.Status)
+	}
+}
+
+// TestEventCSVEndpoint: endpointUrl is where the post that carried the
+// event went, without its token, and empty for an event never posted; a
+// reason that is not UTF-8 is made valid.
+func TestEventCSVEndpoint(t *testing.T) {
+	e := newEnv(t, func(o *Options) { withPosts(o); o.ShowEndpoint = stripQuery })
+	evs := testEvents(30)
+	evs[22].Reason = "bad \xff byte"
+	e.commit(evs)
+	formBatch(t, e.store, "b-old", "deliveries", 21, 27,
+		sqlite.Attempt{Attempt: 1, At: testNow, Endpoint: "https://old.example/hook?token=SECRET-TOKEN", State: PostSucceeded, Status: 200})
+	c := e.client()
+	c.login()
+	resp, body := c.get("/events.csv")
+	wantStatus(t, resp, http.StatusOK, body)
+	if strings.Contains(body, "SECRET") || !utf8.ValidString(body) {
+		t.Error("a token or invalid UTF-8 in the CSV")
+	}
+	records, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range records[1:] {
+		want := ""
+		if i >= 20 && i <= 26 && evs[i].Type != event.Bounced {
+			want = "https://old.example/hook"
+		}
+		if r[3] != want {
+			t.Errorf("row %d (%s): endpointUrl %q, want %q", i, r[1], r[3], want)
+		}
+	}
+	if r := records[23]; r[4] != "bad \uFFFD byte" {
+		t.Errorf("reason %q", r[4])
 	}
 }
 

@@ -14,11 +14,11 @@ import (
 
 // filterView is the add/edit form of one inbound filter.
 type filterView struct {
-	Orig      string // the name of the filter being edited; "" for a new one
-	F         settings.InboundFilter
-	Raw       map[string]string // number fields as typed, when they did not parse
-	Errs      map[string]string // "name", "endpoint", "conditions[0].pattern", ...
-	Other     string            // problems outside this filter (older invalid settings)
+	Orig  string // the name of the filter being edited; "" for a new one
+	F     settings.InboundFilter
+	Raw   map[string]string // number fields as typed, when they did not parse
+	Errs  map[string]string // "name", "endpoint", "conditions[0].pattern", ...
+	Other string            // problems outside this filter (older invalid settings)
 	// The secret fields (secretInput); NewSecret is a generated signing
 	// secret, shown once, after it was saved.
 	Basic, APIKey, Signing *secretInput

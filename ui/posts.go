@@ -18,7 +18,7 @@ import (
 // replays failed posts. cmd/posthorn adapts the store to it.
 type PostLog interface {
 	// Posts returns the rows q selects in the order of their first
-	// event, oldest first.
+	// event, oldest first, or newest first with q.Newest.
 	Posts(ctx context.Context, q PostQuery) ([]Post, error)
 	// EachPost calls fn for every row q selects (q.Limit ignored), in the
 	// same order, in constant memory.
@@ -26,6 +26,14 @@ type PostLog interface {
 	// PostDetail returns one post with its attempts, oldest first, and the
 	// events it carries; ok is false when there is no such post.
 	PostDetail(ctx context.Context, id string) (p Post, attempts []PostAttempt, events []event.Event, ok bool, err error)
+	// EventPost returns the id of the post that carried the event with
+	// this time and id (EventLog.EventAt's key) and its latest attempt
+	// (nil when not attempted yet); ok is false when no post holds it.
+	EventPost(ctx context.Context, t time.Time, id string) (postID string, last *PostAttempt, ok bool, err error)
+	// EachEventPosted is EventLog.EachEvent with the endpoint of the
+	// latest attempt of the post that carried each event, "" when it was
+	// never posted.
+	EachEventPosted(ctx context.Context, q event.Query, fn func(e *event.Event, endpoint string) error) error
 	// Replay queues the failed post again, as "posthorn replay" does, and
 	// returns how many posts and events were queued.
 	Replay(ctx context.Context, p Post, now time.Time) (posts int, events int64, err error)
@@ -47,6 +55,10 @@ type PostQuery struct {
 	Since, Until time.Time // zero: no bound
 	Statuses     []string  // empty: all
 	Limit        int       // 0: no limit
+	// Newest asks for newest first, as the screen shows them (the Event
+	// and Inbound logs do too); the CSV is oldest first, in the order
+	// the posts were made.
+	Newest bool
 }
 
 // Post is one row of the post log.
@@ -160,7 +172,7 @@ func (s *Server) searchPosts(ctx context.Context, search postSearch) (postsView,
 		return v, nil
 	}
 	q := search.query()
-	q.Limit = searchLimit + 1
+	q.Limit, q.Newest = searchLimit+1, true
 	rows, err := s.posts.Posts(ctx, q)
 	if err != nil {
 		return v, err
@@ -294,7 +306,7 @@ func (s *Server) postCSV(w http.ResponseWriter, r *http.Request) {
 	row := make([]string, len(postCSVHeader))
 	rows := 0
 	err := s.posts.EachPost(ctx, search.query(), func(p *Post) error {
-		row = append(row[:0], p.Received.In(s.loc).Format(time.RFC3339), p.Status, p.Host, p.Endpoint, p.Reason)
+		row = append(row[:0], p.Received.In(s.loc).Format(time.RFC3339), p.Status, p.Host, shownEndpoint(ctx, p.Endpoint), p.Reason)
 		for i := range row {
 			row[i] = csvSafe(strings.ToValidUTF8(row[i], "\uFFFD"))
 		}

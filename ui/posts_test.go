@@ -2,114 +2,18 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"github.com/posthorn/posthorn/event"
 )
-
-// fakePosts is an in-memory post log; cmd/posthorn tests the adapter over
-// the real store.
-type fakePosts struct {
-	mu       sync.Mutex
-	rows     []Post // oldest first
-	attempts map[string][]PostAttempt
-	replayed []string
-}
-
-func (f *fakePosts) match(q PostQuery, p *Post) bool {
-	return (q.Since.IsZero() || !p.LastEvent.Before(q.Since)) && (q.Until.IsZero() || p.Received.Before(q.Until)) &&
-		(len(q.Statuses) == 0 || slices.Contains(q.Statuses, p.Status))
-}
-
-func (f *fakePosts) Posts(ctx context.Context, q PostQuery) ([]Post, error) {
-	var out []Post
-	err := f.EachPost(ctx, q, func(p *Post) error {
-		if q.Limit > 0 && len(out) == q.Limit {
-			return errStop
-		}
-		out = append(out, *p)
-		return nil
-	})
-	if err == errStop {
-		err = nil
-	}
-	return out, err
-}
-
-var errStop = fmt.Errorf("stop")
-
-func (f *fakePosts) EachPost(_ context.Context, q PostQuery, fn func(*Post) error) error {
-	f.mu.Lock()
-	rows := slices.Clone(f.rows)
-	f.mu.Unlock()
-	for i := range rows {
-		if f.match(q, &rows[i]) {
-			if err := fn(&rows[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (f *fakePosts) PostDetail(_ context.Context, id string) (Post, []PostAttempt, []event.Event, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, p := range f.rows {
-		if p.ID == id {
-			return p, f.attempts[id], nil, true, nil
-		}
-	}
-	return Post{}, nil, nil, false, nil
-}
-
-func (f *fakePosts) Replay(_ context.Context, p Post, now time.Time) (int, int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := range f.rows {
-		if f.rows[i].ID == p.ID {
-			f.rows[i].Status, f.rows[i].Reason, f.rows[i].NextAttempt = PostQueued, "replayed", now
-			f.replayed = append(f.replayed, p.ID)
-			return 1, int64(p.Events), nil
-		}
-	}
-	return 0, 0, nil
-}
-
-// testPosts makes n posts a minute apart, the newest at testNow, cycling
-// through the statuses; failed ones have two attempts.
-func testPosts(n int) *fakePosts {
-	f := &fakePosts{attempts: map[string][]PostAttempt{}}
-	for i := range n {
-		at := testNow.Add(-time.Duration(n-1-i) * time.Minute).UTC()
-		p := Post{ID: fmt.Sprintf("b%04d", i), Family: "deliveries", Status: postStatuses[i%4], Events: 3, Received: at,
-			LastEvent: at.Add(time.Second), Host: "mx1.example.net", Endpoint: "https://hooks.example.com/posthorn", Attempts: 1}
-		if p.Status == PostFailed {
-			p.Attempts, p.LastCode, p.Reason = 2, 400, "HTTP 400: bad request"
-			f.attempts[p.ID] = []PostAttempt{
-				{Attempt: 1, At: at.Add(time.Minute), Status: PostDeferred, Code: 503, Reason: "HTTP 503", Response: "busy, try later"},
-				{Attempt: 2, At: at.Add(2 * time.Minute), Status: PostFailed, Code: 400, Reason: "HTTP 400: bad request", Response: `{"error":"<script>x</script>"}`},
-			}
-		}
-		f.rows = append(f.rows, p)
-	}
-	return f
-}
 
 var postRow = regexp.MustCompile(`<tr data-testid="post-row"><td class="time">([^<]*)</td>`)
 
 func TestPostLog(t *testing.T) {
-	posts := testPosts(130)
-	posts.rows[2].Reason = `<script>alert("reason")</script>`
-	e := newEnv(t, func(o *Options) { o.Posts = posts })
+	e := newEnv(t, withPosts)
+	seedPosts(t, e.store, 130, map[int]string{2: `<script>alert("reason")</script>`})
 	c := e.client()
 	c.login()
 	times := func(body string) []string {
@@ -122,8 +26,13 @@ func TestPostLog(t *testing.T) {
 
 	resp, body := c.get("/posts")
 	wantStatus(t, resp, http.StatusOK, body)
-	if got := times(body); len(got) != 10 || !strings.Contains(body, `data-testid="more-notice"`) {
+	// Newest first, as the Event and Inbound logs.
+	if got := times(body); len(got) != 10 || got[0] != "2025-06-02 12:00:00" || got[9] != "2025-06-02 11:51:00" ||
+		!strings.Contains(body, `data-testid="more-notice"`) {
 		t.Errorf("first page: %q", got)
+	}
+	if strings.Contains(body, "SECRET-TOKEN") {
+		t.Error("the endpoint's token is shown")
 	}
 	if strings.Contains(body, `<script>alert`) {
 		t.Error("a reason is not escaped")
@@ -159,8 +68,8 @@ func TestPostLog(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/posts?page=2&replayed=1&status=failed" {
 		t.Errorf("after replay to %q", loc)
 	}
-	if !slices.Equal(posts.replayed, []string{"b0003"}) {
-		t.Errorf("replayed %v", posts.replayed)
+	if p, _, _, _, _ := (storePosts{e.store}).PostDetail(context.Background(), "b0003"); p.Status != PostQueued {
+		t.Errorf("after replay the post is %s", p.Status)
 	}
 	_, body = c.get("/posts?replayed=1")
 	if !strings.Contains(body, `data-testid="replayed">1 posts queued again`) {

@@ -327,7 +327,7 @@ func TestCSRFEveryPostRoute(t *testing.T) {
 // everyScreen turns on every optional screen and the API, so that the
 // tests that walk every route see all of them.
 func everyScreen(o *Options) {
-	o.Posts = testPosts(5)
+	withPosts(o)
 	o.Blocks = newFakeBlocks(o.Now)
 	o.Tokens = o.Store.(Tokens)
 }

@@ -231,11 +231,14 @@ type eventsView struct {
 
 // detailView is the content of the detail dialog.
 type detailView struct {
-	Event    event.Event
-	Found    bool
-	Back     string // the list the dialog was opened from
-	Endpoint string // where events of this family are posted, "" when not
-	Fragment bool   // opened by htmx into the page's dialog
+	Event event.Event
+	Found bool
+	Back  string // the list the dialog was opened from
+	// PostID is the post (batch) that carried the event, "" when none
+	// did; Last is its latest attempt, nil when not attempted yet.
+	PostID   string
+	Last     *PostAttempt
+	Fragment bool // opened by htmx into the page's dialog
 }
 
 // dashView is the dashboard's live part.
@@ -300,4 +303,26 @@ func invalid(field string, bad bool) templ.Attributes {
 		return templ.Attributes{}
 	}
 	return templ.Attributes{"aria-invalid": "true", "aria-describedby": field + "-error"}
+}
+
+// shownEndpoint is an endpoint URL as the console shows it everywhere
+// (Options.ShowEndpoint): never with the token a receiver may have put in
+// its query.
+func shownEndpoint(ctx context.Context, raw string) string {
+	if raw == "" {
+		return ""
+	}
+	if f := infoFrom(ctx).endpoint; f != nil {
+		return f(raw)
+	}
+	return schemeHost(raw)
+}
+
+// schemeHost is the default of Options.ShowEndpoint.
+func schemeHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable endpoint)"
+	}
+	return u.Scheme + "://" + u.Host
 }

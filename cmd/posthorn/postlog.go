@@ -20,7 +20,7 @@ type consolePosts struct{ store *sqlite.Store }
 const postPage = 1000
 
 func postQuery(q ui.PostQuery) sqlite.WebhookLogQuery {
-	return sqlite.WebhookLogQuery{Since: q.Since, Until: q.Until, States: q.Statuses, Limit: q.Limit}
+	return sqlite.WebhookLogQuery{Since: q.Since, Until: q.Until, States: q.Statuses, Limit: q.Limit, Newest: q.Newest}
 }
 
 func toPost(b *sqlite.WebhookBatch) ui.Post {
@@ -47,7 +47,7 @@ func (c consolePosts) Posts(ctx context.Context, q ui.PostQuery) ([]ui.Post, err
 // sorts and resumes in.
 func (c consolePosts) EachPost(ctx context.Context, q ui.PostQuery, fn func(*ui.Post) error) error {
 	sq := postQuery(q)
-	sq.Limit = postPage
+	sq.Limit, sq.Newest = postPage, false
 	for {
 		rows, err := c.store.WebhookLog(ctx, sq)
 		if err != nil {
@@ -73,15 +73,36 @@ func (c consolePosts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.
 		return ui.Post{}, nil, nil, false, err
 	}
 	out := make([]ui.PostAttempt, len(attempts))
-	for i, a := range attempts {
-		out[i] = ui.PostAttempt{Attempt: a.Attempt, At: a.At, Host: a.Host, Endpoint: a.Endpoint, Status: a.State,
-			Code: a.Status, Reason: a.Reason, Response: utf8Only(string(a.Response))}
+	for i := range attempts {
+		out[i] = toAttempt(&attempts[i])
 	}
 	evs, err := c.store.BatchEvents(ctx, id)
 	if err != nil {
 		return ui.Post{}, nil, nil, false, err
 	}
 	return toPost(&b), out, evs, true, nil
+}
+
+func toAttempt(a *sqlite.WebhookAttempt) ui.PostAttempt {
+	return ui.PostAttempt{Attempt: a.Attempt, At: a.At, Host: a.Host, Endpoint: a.Endpoint, Status: a.State,
+		Code: a.Status, Reason: a.Reason, Response: utf8Only(string(a.Response))}
+}
+
+func (c consolePosts) EventPost(ctx context.Context, t time.Time, id string) (string, *ui.PostAttempt, bool, error) {
+	p, ok, err := c.store.EventPostOf(ctx, t, id)
+	if err != nil || !ok {
+		return "", nil, false, err
+	}
+	var last *ui.PostAttempt
+	if p.Last != nil {
+		a := toAttempt(p.Last)
+		last = &a
+	}
+	return p.BatchID, last, true, nil
+}
+
+func (c consolePosts) EachEventPosted(ctx context.Context, q event.Query, fn func(*event.Event, string) error) error {
+	return c.store.EachEventPosted(ctx, q, fn)
 }
 
 // Replay is posthorn replay's store operation (sqlite.Store.Requeue),

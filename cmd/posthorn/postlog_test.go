@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
@@ -76,5 +77,32 @@ func TestConsolePosts(t *testing.T) {
 	other, _, _, _ := store.WebhookBatchByID(ctx, "batch-00004")
 	if b.State != sqlite.StateQueued || other.State != sqlite.StateFailed {
 		t.Errorf("after replay: %s %s, want queued failed", b.State, other.State)
+	}
+
+	// The screen's order: newest first.
+	rows, err = c.Posts(ctx, ui.PostQuery{Newest: true, Limit: 2})
+	if err != nil || len(rows) != 2 || rows[0].ID != fmt.Sprintf("batch-%05d", n-1) || rows[1].ID != fmt.Sprintf("batch-%05d", n-2) {
+		t.Errorf("newest posts %+v, %v", rows, err)
+	}
+
+	// An event's post: the batch holding its seq, with the latest attempt.
+	evs := make([]event.Event, 10) // seq 1..10: batch-00003 holds 7 and 8
+	for i := range evs {
+		evs[i] = event.Event{ID: fmt.Sprintf("e%d", i), Type: event.Succeeded, Time: base.Add(time.Duration(i) * time.Second)}
+	}
+	if err := store.Commit(ctx, event.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	id, att, ok, err := c.EventPost(ctx, evs[6].Time, evs[6].ID)
+	if err != nil || !ok || id != "batch-00003" || att == nil || att.Code != 410 {
+		t.Errorf("post of event 7: %q %+v %v %v", id, att, ok, err)
+	}
+	var endpoints []string
+	err = c.EachEventPosted(ctx, event.Query{}, func(e *event.Event, endpoint string) error {
+		endpoints = append(endpoints, endpoint)
+		return nil
+	})
+	if err != nil || len(endpoints) != 10 || endpoints[6] != "https://hooks.example.com/in" || endpoints[0] != "" {
+		t.Errorf("endpoints of the events %q, %v", endpoints, err)
 	}
 }

@@ -173,6 +173,7 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		MaxSessionAge:     time.Duration(u.SessionLifetime),
 		TrustedProxies:    u.Proxies(),
 		Hostname:          cfg.Hostname,
+		ShowEndpoint:      dispatcher.LogEndpoint,
 		Logger:            log,
 		Metrics:           metrics,
 	}
