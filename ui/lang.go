@@ -200,6 +200,7 @@ var catalog = map[string]map[string]string{
 	"wh.retry.help":      {"en": "1h to 10d, default 1d (e.g. 36h, 2d).", "ja": "1h〜10d、既定値 1d (例: 36h, 2d)。"},
 	"wh.isset":           {"en": "set", "ja": "設定済み"},
 	"wh.notset":          {"en": "not set", "ja": "未設定"},
+	"err.unauthorized":   {"en": "401 unauthorized: log in first", "ja": "401 未認証: 先にログインしてください"},
 	"err.badrequest":     {"en": "400 bad request: %s", "ja": "400 不正なリクエスト: %s"},
 	"err.toolarge":       {"en": "413 request entity too large: a form may hold at most %d KiB", "ja": "413 フォームが大きすぎます: 最大 %d KiB です"},
 	"err.forbidden":      {"en": "403 forbidden: the form is out of date or did not come from this console; reload the page and try again", "ja": "403 禁止: フォームが古いか、このコンソールから送信されたものではありません。ページを再読み込みしてやり直してください"},

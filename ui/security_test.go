@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -430,5 +431,64 @@ func TestMetricsRoute(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || string(body) != "posthorn_up 1\n" {
 		t.Errorf("GET /metrics without a session: %s %q, want 200 and the handler's answer", resp.Status, body)
+	}
+}
+
+// TestExpiredSessionPost: a form posted after the session ended sends a
+// browser to the login page and back to the form's page, htmx to the
+// login page and back to where it was, and other clients a 401.
+func TestExpiredSessionPost(t *testing.T) {
+	e := newEnv(t, withPosts)
+	c := e.client()
+	c.login()
+	c.get("/settings/event-webhook")
+	e.clock.Advance(DefaultIdleTimeout + time.Minute)
+
+	post := func(path string, header ...string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(url.Values{"csrf": {c.csrf}, "interval": {"7"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, _ := c.send(req)
+		return resp
+	}
+	for _, tc := range []struct {
+		name, path string
+		header     []string
+		status     int
+		location   string
+		hx         string
+	}{
+		{"browser form", "/settings/event-webhook", []string{"Sec-Fetch-Mode", "navigate", "Accept", "text/html"}, http.StatusSeeOther,
+			"/login?next=%2Fsettings%2Fevent-webhook", ""},
+		{"browser without fetch metadata", "/settings/inbound/filter", []string{"Accept", "text/html,*/*"}, http.StatusSeeOther,
+			"/login?next=%2Fsettings%2Finbound%2Ffilter", ""},
+		{"browser, POST-only route", "/posts/b0001/replay", []string{"Sec-Fetch-Mode", "navigate"}, http.StatusSeeOther, "/login", ""},
+		{"htmx", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", c.base + "/events?status=failed"},
+			http.StatusUnauthorized, "", "/login?next=%2Fevents%3Fstatus%3Dfailed"},
+		{"htmx, another origin", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", "https://evil.example/x"},
+			http.StatusUnauthorized, "", "/login"},
+		{"program", "/settings/event-webhook", []string{"Accept", "application/json"}, http.StatusUnauthorized, "", ""},
+	} {
+		resp := post(tc.path, tc.header...)
+		if resp.StatusCode != tc.status || resp.Header.Get("Location") != tc.location || resp.Header.Get("HX-Redirect") != tc.hx {
+			t.Errorf("%s: %s, Location %q, HX-Redirect %q; want %d %q %q", tc.name, resp.Status,
+				resp.Header.Get("Location"), resp.Header.Get("HX-Redirect"), tc.status, tc.location, tc.hx)
+		}
+	}
+	if _, saved, _ := e.settings.EventWebhookSettings(context.Background()); saved {
+		t.Error("saved without a session")
+	}
+
+	// Logging in again goes back to the form.
+	_, body := c.get("/login?next=%2Fsettings%2Fevent-webhook")
+	if !strings.Contains(body, `value="/settings/event-webhook"`) {
+		t.Fatalf("the login form does not carry next:\n%s", mainOf(body))
+	}
+	resp, body := c.post("/login", url.Values{"user": {testUser}, "password": {testPassword}, "next": {"/settings/event-webhook"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/settings/event-webhook" {
+		t.Errorf("after login: %s to %q\n%s", resp.Status, resp.Header.Get("Location"), body)
 	}
 }

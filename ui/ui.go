@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,6 +176,7 @@ type Server struct {
 	loginMu   sync.Mutex
 	dummyHash string
 
+	mux     *http.ServeMux
 	handler http.Handler
 }
 
@@ -241,6 +243,7 @@ func New(o Options) (*Server, error) {
 	}
 
 	mux := http.NewServeMux()
+	s.mux = mux
 	for _, rt := range s.routes() {
 		mux.Handle(rt.pattern, s.guard(rt))
 	}
@@ -387,19 +390,53 @@ func (s *Server) guard(rt route) http.Handler {
 	})
 }
 
-// unauthorized sends a browser to the login page, and tells htmx and other
-// clients 401 (with HX-Redirect, which htmx follows).
+// unauthorized answers a request without a (live) session. A browser
+// goes to the login page and, once logged in, back: to the page asked
+// for, or after a form post (whose input is lost with the session) to the
+// form's page. htmx gets 401 with HX-Redirect, which it follows, to come
+// back to the page it was on. Other clients get 401.
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get("HX-Request") == "" {
-		next := "/login"
-		if r.URL.Path != "/" {
-			next += "?next=" + url.QueryEscape(r.URL.RequestURI())
+	if r.Header.Get("HX-Request") != "" {
+		to := "/login"
+		if u, err := url.Parse(r.Header.Get("HX-Current-URL")); err == nil && u.Host == r.Host && u.Path != "" && u.Path != "/" {
+			to += "?next=" + url.QueryEscape(localPath(u.RequestURI()))
 		}
-		http.Redirect(w, r, next, http.StatusSeeOther)
+		w.Header().Set("HX-Redirect", to)
+		s.plainError(w, r, http.StatusUnauthorized, "err.unauthorized")
 		return
 	}
-	w.Header().Set("HX-Redirect", "/login")
-	http.Error(w, "401 unauthorized: log in first", http.StatusUnauthorized)
+	var next string
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		next = r.URL.RequestURI()
+	case browserNavigation(r):
+		// The page of the form: the path itself when it has a GET
+		// route (the settings forms), else the start page.
+		get := &http.Request{Method: http.MethodGet, URL: &url.URL{Path: r.URL.Path}, Host: r.Host}
+		if _, pattern := s.mux.Handler(get); pattern != "" {
+			next = r.URL.Path
+		} else {
+			next = "/"
+		}
+	default:
+		s.plainError(w, r, http.StatusUnauthorized, "err.unauthorized")
+		return
+	}
+	to := "/login"
+	if next = localPath(next); next != "/" {
+		to += "?next=" + url.QueryEscape(next)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// browserNavigation tells a browser's form submission (which shows the
+// answer as a page) from a program's request (Fetch Metadata, with Accept
+// for browsers that do not send it).
+func browserNavigation(r *http.Request) bool {
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" {
+		return m == "navigate"
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // csp allows scripts, styles and requests from the console itself only:
