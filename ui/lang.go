@@ -58,7 +58,7 @@ func (s *Server) setLang(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad request: unknown language", http.StatusBadRequest)
 		return
 	}
-	s.setCookie(w, langCookie, lang, 365*24*time.Hour)
+	s.setCookie(w, r, langCookie, lang, 365*24*time.Hour)
 	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 }
 

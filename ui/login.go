@@ -66,12 +66,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 // logout ends the session (POST /logout).
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(s.cookieName(sessionCookie)); err == nil {
+	if c, err := r.Cookie(s.cookieName(r, sessionCookie)); err == nil {
 		if err := s.store.DeleteSession(r.Context(), sessionID(c.Value)); err != nil {
 			s.serverError(w, r, err)
 			return
 		}
 	}
-	s.clearCookie(w, sessionCookie)
+	s.clearCookie(w, r, sessionCookie)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

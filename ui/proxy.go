@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -43,11 +44,42 @@ func forwardedFor(trusted []netip.Prefix, next http.Handler) http.Handler {
 				break
 			}
 		}
-		if client != peer.Addr() {
-			r2 := r.Clone(r.Context())
-			r2.RemoteAddr = net.JoinHostPort(client.String(), "0")
+		ctx := r.Context()
+		if forwardedHTTPS(r.Header) {
+			ctx = context.WithValue(ctx, httpsKey{}, true)
+		}
+		if client != peer.Addr() || ctx != r.Context() {
+			r2 := r.Clone(ctx)
+			if client != peer.Addr() {
+				r2.RemoteAddr = net.JoinHostPort(client.String(), "0")
+			}
 			r = r2
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// httpsKey marks a request that a trusted proxy received over HTTPS.
+type httpsKey struct{}
+
+// forwardedHTTPS reads X-Forwarded-Proto as the trusted proxy next to us
+// wrote it: the last value, as a proxy appends its own to a list.
+func forwardedHTTPS(h http.Header) bool {
+	vals := h.Values("X-Forwarded-Proto")
+	if len(vals) == 0 {
+		return false
+	}
+	parts := strings.Split(vals[len(vals)-1], ",")
+	return strings.EqualFold(strings.TrimSpace(parts[len(parts)-1]), "https")
+}
+
+// secure says the browser reached the console over HTTPS: directly
+// (Options.TLS) or through a trusted proxy that says so. Cookies are then
+// Secure with the __Host- prefix, and HSTS is sent.
+func (s *Server) secure(r *http.Request) bool {
+	if s.tls {
+		return true
+	}
+	on, _ := r.Context().Value(httpsKey{}).(bool)
+	return on
 }

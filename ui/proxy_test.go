@@ -84,3 +84,72 @@ func TestLoginLimitBehindProxy(t *testing.T) {
 		t.Errorf("login from another client behind the same proxy: %d, want 303", got)
 	}
 }
+
+// TestForwardedProto: behind a trusted HTTPS proxy (the README's setup:
+// the console on 127.0.0.1) the cookies are Secure and __Host- prefixed
+// and HSTS is sent; the header from any other peer changes nothing.
+func TestForwardedProto(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+	for _, tc := range []struct {
+		name, remote, proto string
+		secure              bool
+	}{
+		{"trusted proxy, https", "127.0.0.1:40000", "https", true},
+		{"trusted proxy, list ending in https", "127.0.0.1:40000", "http, https", true},
+		{"trusted proxy, http", "127.0.0.1:40000", "http", false},
+		{"trusted proxy, no header", "127.0.0.1:40000", "", false},
+		{"untrusted peer claiming https", "192.0.2.7:5000", "https", false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/login", nil)
+		r.RemoteAddr = tc.remote
+		if tc.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", tc.proto)
+		}
+		resp := e.do(r)
+		cookies := resp.Cookies()
+		if len(cookies) != 1 {
+			t.Fatalf("%s: cookies %v", tc.name, cookies)
+		}
+		c := cookies[0]
+		hsts := resp.Header.Get("Strict-Transport-Security") != ""
+		if c.Secure != tc.secure || strings.HasPrefix(c.Name, "__Host-") != tc.secure || hsts != tc.secure {
+			t.Errorf("%s: cookie %s Secure %v, HSTS %v; want secure %v", tc.name, c.Name, c.Secure, hsts, tc.secure)
+		}
+	}
+
+	// A whole login through the proxy: the session cookie is the
+	// __Host- one, and it is the one read back.
+	c := e.client()
+	c.http.Transport = headerTransport{"X-Forwarded-Proto": "https"}
+	c.get("/login")
+	resp, body := c.post("/login", url.Values{"user": {testUser}, "password": {testPassword}})
+	wantStatus(t, resp, http.StatusSeeOther, body)
+	var session *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == "__Host-"+sessionCookie {
+			session = k
+		}
+	}
+	if session == nil || !session.Secure {
+		t.Fatalf("session cookie through the proxy: %v", resp.Cookies())
+	}
+	req := httptest.NewRequest(http.MethodGet, "/events", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.AddCookie(&http.Cookie{Name: session.Name, Value: session.Value})
+	if resp := e.do(req); resp.StatusCode != http.StatusOK {
+		t.Errorf("a page through the proxy with the session: %s", resp.Status)
+	}
+}
+
+// headerTransport adds headers to every request, as a proxy in front
+// would.
+type headerTransport map[string]string
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h {
+		r.Header.Set(k, v)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}

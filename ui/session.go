@@ -39,8 +39,8 @@ func infoFrom(ctx context.Context) *info {
 // Cookie names. Over TLS the __Host- prefix makes browsers refuse the
 // cookie unless it is Secure, for path / and without a Domain, so a
 // neighbouring host cannot plant one (RFC 6265bis §4.1.3.2).
-func (s *Server) cookieName(base string) string {
-	if s.tls {
+func (s *Server) cookieName(r *http.Request, base string) string {
+	if s.secure(r) {
 		return "__Host-" + base
 	}
 	return base
@@ -98,7 +98,7 @@ const touchEvery = time.Minute
 // authenticate checks the session cookie, ending sessions past their idle
 // or absolute timeout, and fills ri.user and ri.csrf.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, ri *info) bool {
-	c, err := r.Cookie(s.cookieName(sessionCookie))
+	c, err := r.Cookie(s.cookieName(r, sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 100 {
 		return false
 	}
@@ -117,7 +117,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, ri *info) 
 		if err := s.store.DeleteSession(ctx, id); err != nil {
 			s.log.Error("console: end expired session", "err", err)
 		}
-		s.clearCookie(w, sessionCookie)
+		s.clearCookie(w, r, sessionCookie)
 		return false
 	}
 	// The dashboard's polling is no sign of a person: it must not keep
@@ -139,12 +139,12 @@ func (s *Server) preSessionToken(w http.ResponseWriter, r *http.Request, ri *inf
 	if ri.csrf != "" {
 		return
 	}
-	if c, err := r.Cookie(s.cookieName(csrfCookie)); err == nil && len(c.Value) == 43 {
+	if c, err := r.Cookie(s.cookieName(r, csrfCookie)); err == nil && len(c.Value) == 43 {
 		ri.csrf = c.Value
 		return
 	}
 	ri.csrf = token()
-	s.setCookie(w, csrfCookie, ri.csrf, 0)
+	s.setCookie(w, r, csrfCookie, ri.csrf, 0)
 }
 
 // checkCSRF compares the form token of a state-changing request with the
@@ -160,7 +160,7 @@ func (s *Server) checkCSRF(r *http.Request, ri *info) bool {
 		// cookie is absent or dead (authenticate was not called).
 		if ok := s.authenticate(discard{}, r, ri); ok {
 			want = ri.csrf
-		} else if c, err := r.Cookie(s.cookieName(csrfCookie)); err == nil {
+		} else if c, err := r.Cookie(s.cookieName(r, csrfCookie)); err == nil {
 			want = c.Value
 		}
 	}
@@ -177,22 +177,22 @@ func (discard) WriteHeader(int)             {}
 
 // setCookie sets an HttpOnly, SameSite=Strict cookie for the whole
 // console; maxAge 0 makes it a browser-session cookie.
-func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.cookieName(name),
+		Name:     s.cookieName(r, name),
 		Value:    value,
 		Path:     "/",
 		MaxAge:   int(maxAge / time.Second),
 		HttpOnly: true,
-		Secure:   s.tls,
+		Secure:   s.secure(r),
 		SameSite: http.SameSiteStrictMode,
 	})
 }
 
-func (s *Server) clearCookie(w http.ResponseWriter, name string) {
+func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: s.cookieName(name), Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: s.tls, SameSite: http.SameSiteStrictMode,
+		Name: s.cookieName(r, name), Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode,
 	})
 }
 
@@ -280,8 +280,8 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user strin
 	if err := s.store.CreateSession(r.Context(), sessionID(value), user, now); err != nil {
 		return err
 	}
-	s.setCookie(w, sessionCookie, value, s.maxAge)
-	s.clearCookie(w, csrfCookie)
+	s.setCookie(w, r, sessionCookie, value, s.maxAge)
+	s.clearCookie(w, r, csrfCookie)
 	return nil
 }
 

@@ -113,7 +113,9 @@ type Options struct {
 	// time.Local).
 	Location *time.Location
 	// TLS says the console is served over HTTPS: cookies are then Secure
-	// and __Host- prefixed, and browsers are told to stay on HTTPS.
+	// and __Host- prefixed, and browsers are told to stay on HTTPS. A
+	// request that a trusted proxy (TrustedProxies) says came over HTTPS
+	// (X-Forwarded-Proto) is treated alike.
 	TLS bool
 	// IdleTimeout ends a session not used for this long (default 1h);
 	// MaxSessionAge ends any session this long after login (default 12h).
@@ -455,7 +457,7 @@ func (s *Server) headers(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		if s.tls {
+		if s.secure(r) {
 			// RFC 6797: only over HTTPS, where the browser honours it.
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
