@@ -568,7 +568,7 @@ func (s *Server) blocksCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	search := parseBlockSearch(r.URL.Query(), loc)
 	if !search.valid() {
-		http.Error(w, "400 bad request: "+tr(ctx, cmpOr(search.FromErr, search.ToErr)), http.StatusBadRequest)
+		s.plainError(w, r, http.StatusBadRequest, "err.badrequest", tr(ctx, cmpOr(search.FromErr, search.ToErr)))
 		return
 	}
 	q := search.query()

@@ -131,7 +131,7 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	search := parseSearch(r.URL.Query(), s.loc)
 	if !search.valid() {
-		http.Error(w, "400 bad request: "+tr(ctx, cmpOr(search.FromErr, search.ToErr)), http.StatusBadRequest)
+		s.plainError(w, r, http.StatusBadRequest, "err.badrequest", tr(ctx, cmpOr(search.FromErr, search.ToErr)))
 		return
 	}
 	// A million rows take seconds to write to a slow client: lift the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -257,12 +258,7 @@ func (s *Server) saveInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw := r.PostFormValue("domains")
-	var domains []string
-	for _, line := range strings.FieldsFunc(raw, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' }) {
-		if d := strings.TrimSpace(line); d != "" {
-			domains = append(domains, d)
-		}
-	}
+	domains, lines := splitDomains(raw)
 	in.Domains = domains
 	in.LogDenied = r.PostFormValue("log_denied") != ""
 	in = in.Normalized()
@@ -277,9 +273,11 @@ func (s *Server) saveInbound(w http.ResponseWriter, r *http.Request) {
 		for _, f := range errs.Fields() {
 			key, _, _ := strings.Cut(f, "[")
 			if key == "domains" {
-				// Name the domain: the textarea has no field per line.
+				// Name the line and the domain: the textarea has no
+				// field per entry, and domains[2] means nothing to a
+				// person.
 				if i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(f, "domains["), "]")); err == nil && i < len(domains) {
-					v.Errs["domains"] = joinErr(v.Errs["domains"], domains[i]+": "+errs[f])
+					v.Errs["domains"] = joinErr(v.Errs["domains"], trf(ctx, "in.dom.at", lines[i], domains[i], domainError(ctx, errs[f], lines)))
 					continue
 				}
 			}
@@ -290,6 +288,52 @@ func (s *Server) saveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("console: inbound settings saved", "user", infoFrom(ctx).user, "domains", len(in.Domains))
 	http.Redirect(w, r, "/settings/inbound?done=saved", http.StatusSeeOther)
+}
+
+// splitDomains reads the domains textarea: one domain per line (commas
+// also separate), blank entries skipped; lines[i] is the line number of
+// domains[i], from 1.
+func splitDomains(raw string) (domains []string, lines []int) {
+	raw = strings.ReplaceAll(raw, "\r\n", "\n")
+	for n, line := range strings.Split(strings.ReplaceAll(raw, "\r", "\n"), "\n") {
+		for _, part := range strings.Split(line, ",") {
+			if d := strings.TrimSpace(part); d != "" {
+				domains, lines = append(domains, d), append(lines, n+1)
+			}
+		}
+	}
+	return domains, lines
+}
+
+// domainRules maps the settings package's domain messages to the
+// catalog, so that the page speaks its language; an unknown message is
+// shown as it is.
+var domainRules = []struct{ contains, key string }{
+	{"a domain, not an address", "in.dom.address"},
+	{"not a valid internationalized domain name", "in.dom.idna"},
+	{"labels are 1 to 63 characters", "in.dom.label"},
+	{"a label cannot start or end with a hyphen", "in.dom.hyphen"},
+	{"letters, digits, hyphens and dots only", "in.dom.chars"},
+	{"must be at most 253 characters", "in.dom.long"},
+	{"without the trailing dot", "in.dom.dot"},
+}
+
+var repeatsDomain = regexp.MustCompile(`repeats domains\[(\d+)\]$`)
+
+// domainError is a settings message about one domain in the page
+// language, with entries named by their line.
+func domainError(ctx context.Context, msg string, lines []int) string {
+	if m := repeatsDomain.FindStringSubmatch(msg); m != nil {
+		if j, err := strconv.Atoi(m[1]); err == nil && j < len(lines) {
+			return trf(ctx, "in.dom.repeat", lines[j])
+		}
+	}
+	for _, r := range domainRules {
+		if strings.Contains(msg, r.contains) {
+			return tr(ctx, r.key)
+		}
+	}
+	return msg
 }
 
 func joinErr(a, b string) string {

@@ -80,7 +80,7 @@ func (s *Server) filterPage(w http.ResponseWriter, r *http.Request) {
 	}
 	i := filterIndex(in, name)
 	if i < 0 {
-		http.Error(w, "404 not found: no filter named "+strconv.Quote(name), http.StatusNotFound)
+		s.plainError(w, r, http.StatusNotFound, "err.nofilter", name)
 		return
 	}
 	s.render(w, r, http.StatusOK, filterPage(newFilterView(in.Filters[i], in.Filters[i].Name)))
@@ -109,7 +109,7 @@ func (s *Server) saveFilter(w http.ResponseWriter, r *http.Request) {
 	cur := settings.NewInboundFilter("", "")
 	if orig != "" {
 		if idx = filterIndex(in, orig); idx < 0 {
-			http.Error(w, "409 conflict: the filter "+strconv.Quote(orig)+" no longer exists; reload the settings", http.StatusConflict)
+			s.plainError(w, r, http.StatusConflict, "err.filtergone", orig)
 			return
 		}
 		cur = in.Filters[idx]

@@ -134,8 +134,19 @@ func TestInboundSettings(t *testing.T) {
 	// Domains: one per line, normalised; a bad one is named in the error.
 	resp, body = c.post("/settings/inbound", url.Values{"domains": {"example.org\nmail@example.net\n"}})
 	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
-	if !strings.Contains(body, `data-testid="domains-error"`) || !strings.Contains(body, "mail@example.net: ") {
+	if !strings.Contains(body, `data-testid="domains-error"`) || !strings.Contains(body, "line 2 (&#34;mail@example.net&#34;): a domain, not an address") {
 		t.Errorf("bad domain not shown:\n%s", mainOf(body))
+	}
+	// In Japanese, with lines rather than the settings' indexes.
+	resp, body = c.send(jaPost(t, c, "/settings/inbound", url.Values{"domains": {"example.org\n\nexample.net, EXAMPLE.org\nbad_domain.example"}}))
+	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
+	for _, want := range []string{"3 行目 (&#34;EXAMPLE.org&#34;): 1 行目と同じドメインです", "4 行目 (&#34;bad_domain.example&#34;): ドメイン名ではありません"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("Japanese domain error lacks %q:\n%s", want, mainOf(body))
+		}
+	}
+	if strings.Contains(body, "domains[") {
+		t.Error("an internal index is shown")
 	}
 	resp, _ = c.post("/settings/inbound", url.Values{"domains": {"Example.ORG\r\nexample.net.\n\n"}, "log_denied": {"on"}})
 	wantStatus(t, resp, http.StatusSeeOther, "")
@@ -245,4 +256,17 @@ func TestInboundUnavailable(t *testing.T) {
 		}
 	}
 	_ = settings.ToHeader
+}
+
+// jaPost is a form post from a browser asking for Japanese.
+func jaPost(t *testing.T, c *client, path string, form url.Values) *http.Request {
+	t.Helper()
+	form.Set("csrf", c.csrf)
+	req, err := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept-Language", "ja")
+	return req
 }

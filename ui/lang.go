@@ -55,7 +55,7 @@ func known(lang string) bool {
 func (s *Server) setLang(w http.ResponseWriter, r *http.Request) {
 	lang := r.PostFormValue("lang")
 	if !known(lang) {
-		http.Error(w, "400 bad request: unknown language", http.StatusBadRequest)
+		s.plainError(w, r, http.StatusBadRequest, "err.badrequest", "unknown language")
 		return
 	}
 	s.setCookie(w, r, langCookie, lang, 365*24*time.Hour)
@@ -200,6 +200,10 @@ var catalog = map[string]map[string]string{
 	"wh.retry.help":      {"en": "1h to 10d, default 1d (e.g. 36h, 2d).", "ja": "1h〜10d、既定値 1d (例: 36h, 2d)。"},
 	"wh.isset":           {"en": "set", "ja": "設定済み"},
 	"wh.notset":          {"en": "not set", "ja": "未設定"},
+	"err.filtergone":     {"en": "409 conflict: the filter %q no longer exists; reload the settings", "ja": "409 競合: フィルタ %q はもう存在しません。設定を再読み込みしてください"},
+	"err.nofilter":       {"en": "404 not found: no filter named %q", "ja": "404 見つかりません: フィルタ %q はありません"},
+	"err.nopost":         {"en": "404 not found: no such post", "ja": "404 見つかりません: その POST はありません"},
+	"err.notfailed":      {"en": "409 conflict: only a failed post can be replayed; this one is %s", "ja": "409 競合: 再送できるのは失敗した POST だけです (この POST は %s)"},
 	"err.unauthorized":   {"en": "401 unauthorized: log in first", "ja": "401 未認証: 先にログインしてください"},
 	"err.badrequest":     {"en": "400 bad request: %s", "ja": "400 不正なリクエスト: %s"},
 	"err.toolarge":       {"en": "413 request entity too large: a form may hold at most %d KiB", "ja": "413 フォームが大きすぎます: 最大 %d KiB です"},
@@ -275,7 +279,16 @@ var catalog = map[string]map[string]string{
 	"zip.link":            {"en": "Download (ZIP)", "ja": "ダウンロード（ZIP）"},
 	"zip.short":           {"en": "At least 8 characters.", "ja": "8 文字以上にしてください。"},
 	"zip.mismatch":        {"en": "The two passwords differ.", "ja": "2 つのパスワードが一致しません。"},
-	"inbound.more":        {"en": "Showing the first %d results; more match.", "ja": "最初の %d 件を表示しています。さらに該当があります。"},
+	"inbound.more":        {"en": "Showing the first %d results; more match. The download holds all of them.", "ja": "最初の %d 件を表示しています。さらに該当があります。ダウンロードにはすべて含まれます。"},
+	"in.dom.at":           {"en": "line %d (%q): %s", "ja": "%d 行目 (%q): %s"},
+	"in.dom.repeat":       {"en": "the same domain as line %d", "ja": "%d 行目と同じドメインです"},
+	"in.dom.address":      {"en": "a domain, not an address: leave out the part before @", "ja": "アドレスではなくドメインを入力してください (@ より前は不要です)"},
+	"in.dom.idna":         {"en": "not a valid internationalized domain name", "ja": "国際化ドメイン名として正しくありません"},
+	"in.dom.label":        {"en": "not a domain name: each part between dots is 1 to 63 characters", "ja": "ドメイン名ではありません: ドットで区切られた各部分は 1〜63 文字です"},
+	"in.dom.hyphen":       {"en": "not a domain name: a part cannot start or end with a hyphen", "ja": "ドメイン名ではありません: 各部分の先頭と末尾にハイフンは使えません"},
+	"in.dom.chars":        {"en": "not a domain name: letters, digits, hyphens and dots only", "ja": "ドメイン名ではありません: 英字・数字・ハイフン・ドットのみ使えます"},
+	"in.dom.long":         {"en": "too long: at most 253 characters", "ja": "長すぎます: 最大 253 文字です"},
+	"in.dom.dot":          {"en": "write it without the trailing dot", "ja": "末尾のドットを除いてください"},
 	"col.filter":          {"en": "Filter", "ja": "フィルター"},
 
 	"istatus.queued":    {"en": "Queued", "ja": "送信待ち"},

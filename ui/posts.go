@@ -259,11 +259,11 @@ func (s *Server) replayPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
-		http.Error(w, "404 not found: no such post", http.StatusNotFound)
+		s.plainError(w, r, http.StatusNotFound, "err.nopost")
 		return
 	}
 	if p.Status != PostFailed {
-		http.Error(w, "409 conflict: only a failed post can be replayed; this one is "+p.Status, http.StatusConflict)
+		s.plainError(w, r, http.StatusConflict, "err.notfailed", postLabel(ctx, p.Status))
 		return
 	}
 	n, events, err := s.posts.Replay(ctx, p, s.now())
@@ -292,7 +292,7 @@ func (s *Server) postCSV(w http.ResponseWriter, r *http.Request) {
 	}
 	search := parsePostSearch(r.URL.Query(), s.loc)
 	if !search.valid() {
-		http.Error(w, "400 bad request: "+tr(ctx, cmpOr(search.FromErr, search.ToErr)), http.StatusBadRequest)
+		s.plainError(w, r, http.StatusBadRequest, "err.badrequest", tr(ctx, cmpOr(search.FromErr, search.ToErr)))
 		return
 	}
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
