@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/posthorn/posthorn/settings"
 )
@@ -239,6 +240,11 @@ func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request) {
 	case cur == nil:
 		v.Test.Err = tr(ctx, "wh.test.noanswer")
 	default:
+		// The post may wait the whole timeout (up to 999 s), longer than
+		// the server's write deadline (one minute, cmd/posthorn): this
+		// answer gets a deadline of its own (a recorder in tests has none
+		// to move).
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(time.Duration(cur.Timeout)*time.Second + time.Minute))
 		res, err := s.sendTest(ctx, *cur)
 		v.Test.Result = res
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -248,5 +249,37 @@ func TestWebhookStoreRefuses(t *testing.T) {
 	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
 	if !strings.Contains(body, `data-testid="endpoint-error"`) || !strings.Contains(body, "allow_insecure_http") {
 		t.Errorf("store's refusal not shown next to the endpoint:\n%s", mainOf(body))
+	}
+}
+
+// TestWebhookTestPostOutlastsWriteTimeout: a test post may take up to its
+// timeout, longer than the server's write deadline; the answer still
+// reaches the browser. The endpoint here answers after four write
+// timeouts of the server.
+func TestWebhookTestPostOutlastsWriteTimeout(t *testing.T) {
+	const writeTimeout = 100 * time.Millisecond
+	e := newEnv(t, func(o *Options) {
+		o.SendTestEvent = func(ctx context.Context, _ settings.EventWebhook) (TestResult, error) {
+			select {
+			case <-time.After(4 * writeTimeout): // the slow endpoint
+			case <-ctx.Done():
+				return TestResult{}, ctx.Err()
+			}
+			return TestResult{Status: 200, Head: "slow but fine"}, nil
+		}
+	})
+	ts := httptest.NewUnstartedServer(e.srv)
+	ts.Config.WriteTimeout = writeTimeout
+	ts.Start()
+	t.Cleanup(ts.Close)
+	c := e.client()
+	c.base = ts.URL
+	c.login()
+	c.get("/settings/event-webhook")
+	c.post("/settings/event-webhook", validForm())
+	resp, body := c.post("/settings/event-webhook/test", nil)
+	wantStatus(t, resp, http.StatusOK, body)
+	if !strings.Contains(body, "slow but fine") {
+		t.Errorf("the slow answer is not shown:\n%s", mainOf(body))
 	}
 }
