@@ -163,19 +163,34 @@ const eachPage = 1000
 // writes to a slow client; events committed meanwhile are included when
 // they sort after the rows already passed.
 func (s *Store) EachEvent(ctx context.Context, q event.Query, fn func(*event.Event) error) error {
-	return s.eachEvent(ctx, q, func(_ int64, e *event.Event) error { return fn(e) })
+	return s.eachEvent(ctx, q, false, func(e *event.Event, _ string) error { return fn(e) })
 }
 
-// seqScanner reads the seq column before eventColumns.
-type seqScanner struct {
-	r   rowScanner
-	seq *int64
+// endpointScanner reads the endpoint column after eventColumns.
+type endpointScanner struct {
+	r        rowScanner
+	endpoint *string
 }
 
-func (s seqScanner) Scan(dest ...any) error { return s.r.Scan(append([]any{s.seq}, dest...)...) }
+func (s endpointScanner) Scan(dest ...any) error { return s.r.Scan(append(dest, s.endpoint)...) }
 
-// eachEvent is EachEvent with each event's seq, the link to its batch.
-func (s *Store) eachEvent(ctx context.Context, q event.Query, fn func(seq int64, e *event.Event) error) error {
+// familyOf is the SQL of an event row's family (event.Type.Family).
+var familyOf = "CASE type WHEN '" + string(event.Bounced) + "' THEN 'bounces' WHEN '" + string(event.Registered) +
+	"' THEN 'blocks' WHEN '" + string(event.Deleted) + "' THEN 'blocks' ELSE 'deliveries' END"
+
+// postedEndpoint is the SQL of the endpoint of the latest attempt of the
+// batch that holds an event row, ” when none does or it was never
+// attempted: the first batch of the family ending at or after the row's
+// seq (one seek of webhook_batches_family_seq), if it starts at or before
+// it, and its newest attempt (one seek of the attempts' key).
+var postedEndpoint = `coalesce((SELECT a.endpoint FROM webhook_batches b JOIN webhook_attempts a ON a.batch_id = b.batch_id
+	WHERE b.batch_id = (SELECT batch_id FROM webhook_batches WHERE family = ` + familyOf + ` AND last_seq >= events.seq
+		ORDER BY last_seq LIMIT 1) AND b.first_seq <= events.seq
+	ORDER BY a.attempt DESC LIMIT 1), '')`
+
+// eachEvent is EachEvent, with the endpoint of the post that carried each
+// event when withEndpoint is set.
+func (s *Store) eachEvent(ctx context.Context, q event.Query, withEndpoint bool, fn func(e *event.Event, endpoint string) error) error {
 	types := distinctTypes(q)
 	var typeWhere string
 	var typeArgs []any
@@ -188,28 +203,36 @@ func (s *Store) eachEvent(ctx context.Context, q event.Query, fn func(seq int64,
 			typeArgs = append(typeArgs, string(t))
 		}
 	}
+	columns := eventColumns
+	if withEndpoint {
+		columns += ", " + postedEndpoint
+	}
 	page := q
-	seqs := make([]int64, 0, eachPage)
+	endpoints := make([]string, 0, eachPage)
 	evs := make([]event.Event, 0, eachPage)
 	for {
 		where, args := periodWhere(page, "", ">")
 		args = append(args, typeArgs...)
 		args = append(args, eachPage)
-		seqs, evs = seqs[:0], evs[:0]
+		endpoints, evs = endpoints[:0], evs[:0]
 		err := func() error {
-			rows, err := s.r.QueryContext(ctx, "SELECT seq, "+eventColumns+" FROM events WHERE "+where+typeWhere+
+			rows, err := s.r.QueryContext(ctx, "SELECT "+columns+" FROM events WHERE "+where+typeWhere+
 				" ORDER BY time, id LIMIT ?", args...)
 			if err != nil {
 				return err
 			}
 			defer rows.Close()
 			for rows.Next() {
-				var seq int64
-				e, err := scanEvent(seqScanner{rows, &seq})
+				var endpoint string
+				var sc rowScanner = rows
+				if withEndpoint {
+					sc = endpointScanner{rows, &endpoint}
+				}
+				e, err := scanEvent(sc)
 				if err != nil {
 					return err
 				}
-				seqs, evs = append(seqs, seq), append(evs, e)
+				endpoints, evs = append(endpoints, endpoint), append(evs, e)
 			}
 			return rows.Err()
 		}()
@@ -217,7 +240,7 @@ func (s *Store) eachEvent(ctx context.Context, q event.Query, fn func(seq int64,
 			return fmt.Errorf("read events: %w", err)
 		}
 		for i := range evs {
-			if err := fn(seqs[i], &evs[i]); err != nil {
+			if err := fn(&evs[i], endpoints[i]); err != nil {
 				return err
 			}
 		}
@@ -310,47 +333,10 @@ func wrapErr(what string, err error) error {
 }
 
 // EachEventPosted is EachEvent with the endpoint of the latest attempt of
-// the post that carried each event ("" when the event was never posted).
-// Consecutive events mostly share a batch, so a batch is looked up once
-// per run of its events, not per row.
+// the post that carried each event ("" when the event was never posted),
+// found by the query itself (postedEndpoint): no round trip per row.
 func (s *Store) EachEventPosted(ctx context.Context, q event.Query, fn func(e *event.Event, endpoint string) error) error {
-	type span struct {
-		first, last int64 // seqs covered; last < first: none
-		endpoint    string
-	}
-	cache := map[string]span{}
-	return s.eachEvent(ctx, q, func(seq int64, e *event.Event) error {
-		fam := e.Type.Family()
-		if fam == "" {
-			return fn(e, "")
-		}
-		if c, ok := cache[fam]; ok && seq >= c.first && seq <= c.last {
-			return fn(e, c.endpoint)
-		}
-		id, first, last, ok, err := s.batchOf(ctx, fam, seq)
-		if err != nil {
-			return fmt.Errorf("read the posts of events: %w", err)
-		}
-		var c span
-		switch {
-		case ok:
-			c = span{first: first, last: last}
-			a, err := s.latestAttempt(ctx, id)
-			if err != nil {
-				return fmt.Errorf("read the posts of events: %w", err)
-			}
-			if a != nil {
-				c.endpoint = a.Endpoint
-			}
-		case id != "":
-			// seq falls before the next batch: nothing up to it is posted.
-			c = span{first: seq, last: first - 1}
-		default:
-			c = span{first: seq, last: seq}
-		}
-		cache[fam] = c
-		return fn(e, c.endpoint)
-	})
+	return s.eachEvent(ctx, q, true, fn)
 }
 
 // countedTypes are the types CountEventsSince reports.

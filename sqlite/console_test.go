@@ -366,6 +366,35 @@ func TestConsolePlans(t *testing.T) {
 		plans = append(plans, plan{wq.name, "SELECT " + batchColumns + " FROM webhook_batches" + where + order + " LIMIT ?",
 			append(args, wq.q.Limit), wq.index, wq.walk})
 	}
+	// The event CSV with the endpoint of each event's post: besides the
+	// events' own range, one seek per row of the batches' (family,
+	// last_seq) index, their key and the attempts' key.
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN SELECT "+eventColumns+", "+postedEndpoint+" FROM events WHERE "+where+
+		" ORDER BY time, id LIMIT 1000", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		details = append(details, detail)
+	}
+	rows.Close()
+	text := strings.Join(details, "; ")
+	for _, want := range []string{"USING INDEX events_time", "USING INDEX webhook_batches_family_seq",
+		"SEARCH b USING INDEX sqlite_autoindex_webhook_batches_1", "SEARCH a USING INDEX sqlite_autoindex_webhook_attempts_1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("event CSV with endpoints: plan %q lacks %q", text, want)
+		}
+	}
+	if strings.Contains(text, "TEMP B-TREE") || strings.Contains(text, "SCAN") {
+		t.Errorf("event CSV with endpoints: plan %q sorts or scans", text)
+	}
+
 	for _, p := range plans {
 		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+p.sql, p.args...)
 		if err != nil {
