@@ -247,8 +247,19 @@ func (s *Server) dashData(ctx context.Context) (dashView, error) {
 			return v, err
 		}
 	}
+	if s.posts != nil {
+		if v.PostCounts, err = s.posts.CountPostsSince(ctx, s.now().Add(-24*time.Hour)); err != nil {
+			return v, err
+		}
+		for _, n := range v.PostCounts {
+			v.PostTotal += n
+		}
+	}
 	if s.inbound != nil {
 		if v.Inbound, err = s.inbound.CountInboundSince(ctx, s.now().Add(-24*time.Hour)); err != nil {
+			return v, err
+		}
+		if v.RecentInbound, err = s.inbound.RecentInbound(ctx, event.InboundQuery{Limit: 10}); err != nil {
 			return v, err
 		}
 		for _, n := range v.Inbound {

@@ -330,5 +330,42 @@ func TestDashboard(t *testing.T) {
 	if !strings.Contains(body, "Not set up") {
 		t.Error("dashboard does not say the webhook is not set up")
 	}
+	// The newest inbound rows, live too.
+	if !strings.Contains(live, `data-testid="recent-inbound"`) || !strings.Contains(live, `href="/inbound/31">support29@example.org<`) {
+		t.Errorf("the newest inbound rows are missing:\n%s", live)
+	}
 	_ = url.Values{}
+}
+
+// TestDashboardPosts: the Event Webhook's posts by status over the last
+// 24 hours (WIRE.md §5's statuses), and the endpoint it posts to without
+// its token.
+func TestDashboardPosts(t *testing.T) {
+	e := newEnv(t, func(o *Options) { withPosts(o); o.ShowEndpoint = stripQuery })
+	// 1500 posts a minute apart: the last 24 hours hold the newest 1441.
+	seedPosts(t, e.store, 1500, nil)
+	if err := e.settings.SaveEventWebhookSettings(context.Background(), settings.EventWebhook{
+		Endpoint: testEndpoint, Deliveries: true, Version: 2, Timezone: "UTC",
+		Interval: 1, MaxEvents: 100, Timeout: 30, RetryPeriod: settings.Duration(24 * time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.login()
+	_, body := c.get("/")
+	want := map[string]int{}
+	for i := 1500 - 1441; i < 1500; i++ {
+		want[postStatuses[i%4]]++
+	}
+	for _, st := range postStatuses {
+		if cell := `data-testid="post-count-` + st + `">` + itoa(want[st]) + `<`; !strings.Contains(body, cell) {
+			t.Errorf("posts %s: want %d", st, want[st])
+		}
+	}
+	if !strings.Contains(body, `data-testid="post-count-total">1441<`) {
+		t.Error("post total of the last 24 h is not 1441")
+	}
+	if strings.Contains(body, "SECRET-TOKEN") || !strings.Contains(body, "to https://hooks.example.com/posthorn<") {
+		t.Errorf("the dashboard shows the endpoint's token or no endpoint:\n%s", mainOf(body))
+	}
 }

@@ -34,6 +34,9 @@ type PostLog interface {
 	// latest attempt of the post that carried each event, "" when it was
 	// never posted.
 	EachEventPosted(ctx context.Context, q event.Query, fn func(e *event.Event, endpoint string) error) error
+	// CountPostsSince counts the posts of each status whose first event
+	// is at or after since (the dashboard's 24 hours).
+	CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error)
 	// Replay queues the failed post again, as "posthorn replay" does, and
 	// returns how many posts and events were queued.
 	Replay(ctx context.Context, p Post, now time.Time) (posts int, events int64, err error)

@@ -12,10 +12,15 @@ type Spool interface {
 }
 
 // WebhookStatus is one webhook's backlog and the result of its latest
-// attempt.
+// attempt, or one inbound filter's.
 type WebhookStatus struct {
 	// Webhook is "event" or "inbound".
 	Webhook string
+	// Filter, when set, makes this the row of one inbound filter: its
+	// waiting posts and the latest attempt among them, so that a dead
+	// filter endpoint shows while others succeed. Endpoint is the
+	// filter's URL.
+	Filter, Endpoint string
 	// Pending counts what waits to be posted: events for the Event
 	// Webhook, posts (one per message and filter) for the Inbound one.
 	Pending int64

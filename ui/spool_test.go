@@ -18,7 +18,11 @@ func TestDashboardSpool(t *testing.T) {
 	spool := fakeSpool{
 		{Webhook: "event", Pending: 1234, Oldest: testNow.Add(-90 * time.Minute),
 			Last: LastAttempt{At: testNow.Add(-42 * time.Second), Endpoint: "https://hooks.example.com/e", Result: PostDeferred, Code: 503, Reason: "HTTP 503: <b>busy</b>"}},
-		{Webhook: "inbound"},
+		{Webhook: "inbound", Pending: 1, Oldest: testNow.Add(-10 * time.Minute),
+			Last: LastAttempt{At: testNow.Add(-time.Minute), Endpoint: "filter support", Result: PostSucceeded, Code: 200}},
+		{Webhook: "inbound", Filter: "orders", Endpoint: "https://orders.example/hook?token=SECRET", Pending: 1, Oldest: testNow.Add(-10 * time.Minute),
+			Last: LastAttempt{At: testNow.Add(-2 * time.Minute), Result: PostDeferred, Code: 503, Reason: "HTTP 503"}},
+		{Webhook: "inbound", Filter: "support", Endpoint: "https://support.example/hook"},
 	}
 	e := newEnv(t, func(o *Options) { o.Spool = spool })
 	c := e.client()
@@ -33,6 +37,16 @@ func TestDashboardSpool(t *testing.T) {
 	golden(t, "dashboard_spool.html", []byte(body[start:start+end+len("</table>")]+"\n"))
 	if strings.Contains(body, "<b>busy") {
 		t.Error("a reason is not escaped")
+	}
+	// One row per filter, the dead one visible though the webhook's
+	// latest attempt succeeded; no endpoint token.
+	for _, want := range []string{`data-testid="spool-filter-orders"`, `data-testid="spool-filter-support"`, "nothing waiting", "HTTP 503"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the backlog table lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "SECRET") {
+		t.Error("a filter endpoint's token is shown")
 	}
 
 	// Without a Spool the dashboard has no such table.

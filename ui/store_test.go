@@ -182,3 +182,7 @@ func stripQuery(raw string) string {
 	before, _, _ := strings.Cut(raw, "?")
 	return before
 }
+
+func (p storePosts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
+	return p.s.CountWebhookPostsSince(ctx, since)
+}

@@ -247,6 +247,12 @@ type dashView struct {
 	Total   int64
 	Recent  []event.Event
 	Webhook *settings.EventWebhook
+	// PostCounts counts the Event Webhook's posts by status (WIRE.md §5)
+	// over the same 24 hours; nil without a post log.
+	PostCounts map[string]int64
+	PostTotal  int64
+	// RecentInbound is the newest rows of the inbound log.
+	RecentInbound []event.InboundLogEntry
 	// Inbound counts the inbound log's statuses; nil without an inbound
 	// log.
 	Inbound      map[event.InboundStatus]int64
@@ -325,4 +331,12 @@ func schemeHost(raw string) string {
 		return "(unparsable endpoint)"
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// spoolRowID names a row of the backlog table for tests and styles.
+func spoolRowID(w WebhookStatus) string {
+	if w.Filter != "" {
+		return "spool-filter-" + w.Filter
+	}
+	return "spool-" + w.Webhook
 }

@@ -105,6 +105,10 @@ func (c consolePosts) EachEventPosted(ctx context.Context, q event.Query, fn fun
 	return c.store.EachEventPosted(ctx, q, fn)
 }
 
+func (c consolePosts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
+	return c.store.CountWebhookPostsSince(ctx, since)
+}
+
 // Replay is posthorn replay's store operation (sqlite.Store.Requeue),
 // narrowed to this one failed post.
 func (c consolePosts) Replay(ctx context.Context, p ui.Post, now time.Time) (int, int64, error) {

@@ -31,7 +31,37 @@ func (c consoleSpool) SpoolStatus(ctx context.Context) ([]ui.WebhookStatus, erro
 	if in.Last.Filter != "" {
 		in.Last.Endpoint = "filter " + in.Last.Filter
 	}
-	return []ui.WebhookStatus{uiBacklog("event", ev), uiBacklog("inbound", in)}, nil
+	out := []ui.WebhookStatus{uiBacklog("event", ev), uiBacklog("inbound", in)}
+	// Then one row per filter: the Inbound Webhook's one latest attempt
+	// hides a dead filter endpoint while another filter's posts succeed.
+	byFilter, err := c.store.InboundBacklogByFilter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set, _, err := c.store.InboundSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	waiting := map[string]sqlite.FilterBacklog{}
+	for _, f := range byFilter {
+		waiting[f.Filter] = f
+	}
+	for _, f := range set.Filters {
+		b := waiting[f.Name]
+		delete(waiting, f.Name)
+		row := uiBacklog("inbound", sqlite.Backlog{Pending: b.Pending, Oldest: b.Oldest, Last: b.Last})
+		row.Filter, row.Endpoint = f.Name, f.Endpoint
+		out = append(out, row)
+	}
+	// Posts of a filter deleted or renamed since still wait: shown too.
+	for _, b := range byFilter {
+		if _, gone := waiting[b.Filter]; gone {
+			row := uiBacklog("inbound", sqlite.Backlog{Pending: b.Pending, Oldest: b.Oldest, Last: b.Last})
+			row.Filter = b.Filter
+			out = append(out, row)
+		}
+	}
+	return out, nil
 }
 
 func uiBacklog(webhook string, b sqlite.Backlog) ui.WebhookStatus {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
@@ -83,5 +84,66 @@ func TestConsoleSpool(t *testing.T) {
 	if in := got[1]; in.Pending != 0 || !in.Oldest.IsZero() || in.Last.At.IsZero() || in.Last.Result != "failed" ||
 		in.Last.Reason != "HTTP 410: gone" || in.Last.Endpoint != "filter orders" {
 		t.Errorf("inbound webhook after a failed attempt: %+v", in)
+	}
+}
+
+// TestConsoleSpoolFilters: after the webhooks' rows, one row per filter of
+// the settings with its waiting posts and the latest attempt among them,
+// so that a dead filter endpoint shows while another filter's posts
+// succeed; a filter gone from the settings whose posts still wait too.
+func TestConsoleSpoolFilters(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "posthorn.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	to := settings.Condition{Header: settings.ToHeader, Pattern: "@shop\\.example$"}
+	in := settings.Inbound{Domains: []string{"shop.example"}, Filters: []settings.InboundFilter{
+		settings.NewInboundFilter("orders", "https://orders.example/hook?token=SECRET", to),
+		settings.NewInboundFilter("support", "https://support.example/hook", to),
+	}}
+	if err := store.SaveInboundSettings(ctx, in, false); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	m := &event.InboundMessage{Host: "mx1", QueueID: "Q1", Received: base, MessageID: "<m@x>",
+		Recipients: []event.InboundRecipient{{Address: "a@shop.example", Filters: []string{"orders", "support", "old"}}}}
+	if err := store.Capture(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	due, err := store.DueInbound(ctx, base, nil, 10)
+	if err != nil || len(due) != 3 {
+		t.Fatalf("due inbound: %v %v", due, err)
+	}
+	for _, p := range due {
+		a := sqlite.InboundAttempt{Post: p.ID, At: base.Add(time.Minute), Attempted: true, State: "succeeded", Status: 200}
+		if p.Filter == "orders" {
+			a.State, a.Status, a.Reason, a.Next = "deferred", 503, "HTTP 503", base.Add(time.Hour)
+		}
+		if p.Filter == "old" {
+			continue
+		}
+		if err := store.RecordInbound(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := consoleSpool{store}.SpoolStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 5 {
+		t.Fatalf("rows %+v", got)
+	}
+	orders, support, old := got[2], got[3], got[4]
+	if orders.Filter != "orders" || orders.Endpoint != "https://orders.example/hook?token=SECRET" || orders.Pending != 1 ||
+		orders.Last.Result != "deferred" || orders.Last.Code != 503 || orders.Last.Reason != "HTTP 503" {
+		t.Errorf("the dead filter: %+v", orders)
+	}
+	if support.Filter != "support" || support.Pending != 0 || !support.Last.At.IsZero() {
+		t.Errorf("the working filter: %+v", support)
+	}
+	if old.Filter != "old" || old.Endpoint != "" || old.Pending != 1 {
+		t.Errorf("the filter gone from the settings: %+v", old)
 	}
 }
