@@ -39,6 +39,10 @@ type PostfixLimit struct {
 	Name, Value string
 }
 
+// SMTPMaxproc names the limit of concurrent SMTP sessions of all clients
+// together: the maxproc of smtpd in master.cf (master(5)).
+const SMTPMaxproc = "master.cf smtp/inet maxproc"
+
 // inboundStatuses are the statuses an inbound search can select.
 var inboundStatuses = []event.InboundStatus{event.InboundQueued, event.InboundSucceeded, event.InboundDeferred,
 	event.InboundFailed, event.InboundDenied}
@@ -203,6 +207,10 @@ type inboundSettingsView struct {
 	Saved      string // catalog key of the notice after a change
 	Limits     []PostfixLimit
 	LimitsErr  string
+	// MaxMessageSize is Posthorn's [milter] max_message_size; SizeWarning
+	// says it is lower than Postfix's message_size_limit.
+	MaxMessageSize int64
+	SizeWarning    bool
 }
 
 func (s *Server) currentInbound(ctx context.Context) (settings.Inbound, error) {
@@ -218,6 +226,18 @@ func (s *Server) newInboundSettingsView(ctx context.Context, in settings.Inbound
 			v.LimitsErr = err.Error()
 		}
 		v.Limits = limits
+		v.MaxMessageSize = s.maxMessageSize
+		// A message Postfix accepts but the milter refuses (552 5.3.4)
+		// is a confusing failure: warn when Posthorn's limit is the
+		// lower one. message_size_limit 0 is no limit at all.
+		for _, l := range limits {
+			if l.Name != "message_size_limit" || s.maxMessageSize == 0 {
+				continue
+			}
+			if n, err := strconv.ParseInt(l.Value, 10, 64); err == nil && (n == 0 || n > s.maxMessageSize) {
+				v.SizeWarning = true
+			}
+		}
 	}
 	return v
 }

@@ -270,3 +270,30 @@ func jaPost(t *testing.T, c *client, path string, form url.Values) *http.Request
 	req.Header.Set("Accept-Language", "ja")
 	return req
 }
+
+// TestReceiveLimits: Postfix's limits with the total of SMTP sessions, and
+// Posthorn's own size limit with a warning when it is the lower one.
+func TestReceiveLimits(t *testing.T) {
+	for _, tc := range []struct {
+		size string
+		warn bool
+	}{{"10240000", false}, {"104857600", true}, {"0", true}} {
+		e := newEnv(t, func(o *Options) {
+			o.MaxMessageSize = 64 << 20
+			o.PostfixLimits = func(context.Context) ([]PostfixLimit, error) {
+				return []PostfixLimit{{"message_size_limit", tc.size}, {SMTPMaxproc, "100 (default_process_limit)"}}, nil
+			}
+		})
+		c := e.client()
+		c.login()
+		_, body := c.get("/settings/inbound")
+		for _, want := range []string{"master.cf smtp/inet maxproc", "Concurrent SMTP sessions of all clients", `data-testid="milter-size"`, "67108864"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("message_size_limit %s: the limits lack %q", tc.size, want)
+			}
+		}
+		if got := strings.Contains(body, `data-testid="size-warning"`); got != tc.warn {
+			t.Errorf("message_size_limit %s: warning %v, want %v", tc.size, got, tc.warn)
+		}
+	}
+}

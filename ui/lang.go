@@ -342,6 +342,10 @@ var catalog = map[string]map[string]string{
 	"limit.smtpd_client_connection_count_limit": {"en": "Concurrent sessions one client may open.", "ja": "1 クライアントが同時に開けるセッション数。"},
 	"limit.smtpd_client_message_rate_limit":     {"en": "Messages one client may send per time unit (0: no limit).", "ja": "1 クライアントが単位時間に送れるメール数 (0: 制限なし)。"},
 	"limit.in_flow_delay":                       {"en": "Pause per received message while the queue is busy.", "ja": "キューが混雑しているときの受信 1 通ごとの待ち時間。"},
+	"limit.default_process_limit":               {"en": "Processes of one Postfix service when master.cf gives none.", "ja": "master.cf で指定のない Postfix サービスのプロセス数。"},
+	"limit.master.cf smtp/inet maxproc":         {"en": "Concurrent SMTP sessions of all clients together (smtpd processes); change it with postconf -F smtp/inet/maxproc=N.", "ja": "全クライアント合計の同時 SMTP セッション数 (smtpd プロセス数)。postconf -F smtp/inet/maxproc=N で変更します。"},
+	"limit.milter_max_message_size":             {"en": "Posthorn's own limit (posthorn.toml): a larger message is refused with 552 5.3.4.", "ja": "Posthorn 自身の制限 (posthorn.toml)。これより大きいメールは 552 5.3.4 で拒否されます。"},
+	"in.limits.size":                            {"en": "Posthorn's [milter] max_message_size (%d bytes) is lower than Postfix's message_size_limit: mail between the two is accepted by Postfix, then refused by Posthorn. Raise max_message_size in posthorn.toml or lower message_size_limit.", "ja": "Posthorn の [milter] max_message_size (%d バイト) が Postfix の message_size_limit より小さいため、その間のサイズのメールは Postfix に受け付けられた後 Posthorn に拒否されます。posthorn.toml の max_message_size を上げるか message_size_limit を下げてください。"},
 
 	"err.induration":        {"en": "Enter a period such as 2d or 36h, from 1d to 10d.", "ja": "2d や 36h のような期間を 1d〜10d の範囲で入力してください。"},
 	"filter.name":           {"ja": "必須で、他のフィルターと重複しない名前を入力してください。"},

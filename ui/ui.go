@@ -96,6 +96,9 @@ type Options struct {
 	// PostfixLimits, when set, reads Postfix's receive limits for the
 	// inbound settings screen (they are changed in Postfix, not here).
 	PostfixLimits func(ctx context.Context) ([]PostfixLimit, error)
+	// MaxMessageSize is Posthorn's own [milter] max_message_size, shown
+	// next to Postfix's message_size_limit (0: not shown).
+	MaxMessageSize int64
 	// Blocks, when set, enables the suppression list: the Blocks screen
 	// and, with Tokens, the /api/v1/blocks API.
 	Blocks BlockList
@@ -161,6 +164,7 @@ type Server struct {
 	inbound         InboundLog
 	inboundSettings InboundSettings
 	postfixLimits   func(ctx context.Context) ([]PostfixLimit, error)
+	maxMessageSize  int64
 	blocks          BlockList
 	tokens          Tokens
 	metrics         http.Handler
@@ -203,6 +207,7 @@ func New(o Options) (*Server, error) {
 		inbound:         o.Inbound,
 		inboundSettings: o.InboundSettings,
 		postfixLimits:   o.PostfixLimits,
+		maxMessageSize:  o.MaxMessageSize,
 		blocks:          o.Blocks,
 		tokens:          o.Tokens,
 		metrics:         o.Metrics,

@@ -59,7 +59,12 @@ func (c consoleSettings) SaveInboundSettings(ctx context.Context, in settings.In
 // postconf(5) message_size_limit, smtpd_client_connection_count_limit,
 // smtpd_client_message_rate_limit and in_flow_delay.
 var receiveLimits = []string{"message_size_limit", "smtpd_client_connection_count_limit",
-	"smtpd_client_message_rate_limit", "in_flow_delay"}
+	"smtpd_client_message_rate_limit", "in_flow_delay", "default_process_limit"}
+
+// maxprocName is the row of the total of concurrent SMTP sessions: the
+// maxproc column of smtpd's master.cf entry (master(5)), "-" meaning
+// default_process_limit.
+const maxprocName = ui.SMTPMaxproc
 
 // postfixLimits asks postconf for the receive limits.
 func postfixLimits(ctx context.Context) ([]ui.PostfixLimit, error) {
@@ -78,7 +83,35 @@ func postfixLimits(ctx context.Context) ([]ui.PostfixLimit, error) {
 		}
 		return nil, fmt.Errorf("postconf: %w", err)
 	}
-	return parsePostconf(string(out)), nil
+	limits := parsePostconf(string(out))
+	// The smtpd service's process limit bounds the SMTP sessions of all
+	// clients together; smtpd_client_connection_count_limit only one
+	// client's.
+	if m, err := exec.CommandContext(ctx, "postconf", "-M", "smtp/inet").Output(); err == nil {
+		if v, ok := masterMaxproc(string(m), limits); ok {
+			limits = append(limits, ui.PostfixLimit{Name: maxprocName, Value: v})
+		}
+	}
+	return limits, nil
+}
+
+// masterMaxproc reads the maxproc column of a master.cf line as postconf
+// -M prints it ("smtp inet n - y - - smtpd"); "-" is
+// default_process_limit, taken from limits.
+func masterMaxproc(line string, limits []ui.PostfixLimit) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) < 8 {
+		return "", false
+	}
+	if f[6] != "-" {
+		return f[6], true
+	}
+	for _, l := range limits {
+		if l.Name == "default_process_limit" {
+			return l.Value + " (default_process_limit)", true
+		}
+	}
+	return "", false
 }
 
 // parsePostconf reads postconf's "name = value" lines.
@@ -174,6 +207,7 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		TrustedProxies:    u.Proxies(),
 		Hostname:          cfg.Hostname,
 		ShowEndpoint:      dispatcher.LogEndpoint,
+		MaxMessageSize:    int64(cfg.Milter.MaxMessageSize),
 		Logger:            log,
 		Metrics:           metrics,
 	}

@@ -226,3 +226,25 @@ func TestStartConsole(t *testing.T) {
 		}
 	}
 }
+
+func TestMasterMaxproc(t *testing.T) {
+	defaults := []ui.PostfixLimit{{Name: "default_process_limit", Value: "100"}}
+	for _, tc := range []struct {
+		line   string
+		limits []ui.PostfixLimit
+		want   string
+		ok     bool
+	}{
+		{"smtp       inet  n       -       y       -       20      smtpd\n", defaults, "20", true},
+		{"smtp       inet  n       -       y       -       -       smtpd", defaults, "100 (default_process_limit)", true},
+		{"smtp inet n - y - - smtpd -o smtpd_milters=inet:127.0.0.1:8891", defaults, "100 (default_process_limit)", true},
+		{"smtp inet n - y - - smtpd", nil, "", false},
+		{"", defaults, "", false},
+		{"smtp inet n -", defaults, "", false},
+	} {
+		got, ok := masterMaxproc(tc.line, tc.limits)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("masterMaxproc(%q) = %q %v, want %q %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+	}
+}
