@@ -421,7 +421,12 @@ func TestConsolePlans(t *testing.T) {
 		text := strings.Join(details, "; ")
 		walked := strings.Contains(text, " USING INDEX "+p.index) || strings.Contains(text, " USING COVERING INDEX "+p.index)
 		scan := strings.Contains(text, "SCAN") && !(p.walk && walked)
-		if strings.Contains(text, "TEMP B-TREE") || !strings.Contains(text, p.index) || scan {
+		// The post log orders by (first_time, batch_id) over the
+		// (first_time) index, which retention pages by (first_time,
+		// rowid): SQLite sorts the posts of one and the same nanosecond
+		// only, never a period ("FOR LAST TERM").
+		sorts := strings.Contains(strings.ReplaceAll(text, "USE TEMP B-TREE FOR LAST TERM OF ORDER BY", ""), "TEMP B-TREE")
+		if sorts || !strings.Contains(text, p.index) || scan {
 			t.Errorf("%s: plan %q, want a search of %s without a sort", p.name, text, p.index)
 		}
 	}

@@ -3,8 +3,3 @@
 -- cover seq ranges that do not overlap, so the first batch of the family
 -- ending at or after the event's seq is the one: a seek of this index.
 CREATE INDEX webhook_batches_family_seq ON webhook_batches (family, last_seq);
-
--- The post log pages by (first_time, batch_id), newest first on screen:
--- with batch_id in the index no page sorts the rows of equal times.
-DROP INDEX webhook_batches_time;
-CREATE INDEX webhook_batches_time ON webhook_batches (first_time, batch_id);
