@@ -156,6 +156,7 @@ func TestSettingsDocValid(t *testing.T) {
   max_events: 1_000
   retry_period: 3600
   basic_user: 1234
+  basic_password: 5678
   timezone: Asia/Tokyo
 anchors: &x 1
 `, nil},
@@ -177,11 +178,11 @@ anchors: &x 1
 			d, probs := parseSettingsDoc([]byte(c.doc), false)
 			if c.name == "values as YAML writes them" {
 				// anchors: is not a settings key.
-				if len(probs) != 1 || probs[0].Path != "anchors" || probs[0].Line != 8 {
+				if len(probs) != 1 || probs[0].Path != "anchors" || probs[0].Line != 9 {
 					t.Fatalf("problems %v", probs)
 				}
 				ew := d.EventWebhook
-				if !ew.Deliveries || ew.MaxEvents != 1000 || ew.RetryPeriod.String() != "1h" || ew.BasicUser != "1234" {
+				if !ew.Deliveries || ew.MaxEvents != 1000 || ew.RetryPeriod.String() != "1h" || ew.BasicUser != "1234" || ew.BasicPassword != "5678" {
 					t.Errorf("got %v", ew)
 				}
 				return
