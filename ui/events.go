@@ -150,7 +150,7 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 	rows := 0
 	write := func(e *event.Event, endpoint string) error {
 		if endpoint != "" {
-			endpoint = s.showEndpoint(endpoint)
+			endpoint = shownEndpoint(ctx, endpoint)
 		}
 		class := ""
 		if e.Class != event.ClassNone {

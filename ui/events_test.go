@@ -114,7 +114,7 @@ func TestEventLog(t *testing.T) {
 }
 
 func TestEventDetail(t *testing.T) {
-	e := newEnv(t, func(o *Options) { withPosts(o); o.ShowEndpoint = stripQuery })
+	e := newEnv(t, withPosts)
 	ctx := context.Background()
 	evs := testEvents(30) // seq 1..30
 	e.commit(evs)
@@ -181,7 +181,7 @@ func TestEventDetail(t *testing.T) {
 // event went, without its token, and empty for an event never posted; a
 // reason that is not UTF-8 is made valid.
 func TestEventCSVEndpoint(t *testing.T) {
-	e := newEnv(t, func(o *Options) { withPosts(o); o.ShowEndpoint = stripQuery })
+	e := newEnv(t, withPosts)
 	evs := testEvents(30)
 	evs[22].Reason = "bad \xff byte"
 	e.commit(evs)
@@ -341,7 +341,7 @@ func TestDashboard(t *testing.T) {
 // 24 hours (WIRE.md §5's statuses), and the endpoint it posts to without
 // its token.
 func TestDashboardPosts(t *testing.T) {
-	e := newEnv(t, func(o *Options) { withPosts(o); o.ShowEndpoint = stripQuery })
+	e := newEnv(t, withPosts)
 	// 1500 posts a minute apart: the last 24 hours hold the newest 1441.
 	seedPosts(t, e.store, 1500, nil)
 	if err := e.settings.SaveEventWebhookSettings(context.Background(), settings.EventWebhook{

@@ -23,7 +23,6 @@ type info struct {
 	csrf     string // the form token to embed
 	path     string // the request's path and query, for "back" links
 	hostname string
-	endpoint func(string) string // Options.ShowEndpoint
 }
 
 type infoKey struct{}
@@ -60,7 +59,6 @@ func (s *Server) requestInfo(r *http.Request) *info {
 		loc:      s.loc,
 		path:     r.URL.RequestURI(),
 		hostname: s.hostname,
-		endpoint: s.showEndpoint,
 	}
 }
 

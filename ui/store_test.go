@@ -176,13 +176,6 @@ func formBatch(t testing.TB, s *sqlite.Store, id, family string, first, last int
 	}
 }
 
-// stripQuery stands for the daemon's redaction (dispatcher.LogEndpoint):
-// the endpoint without its query.
-func stripQuery(raw string) string {
-	before, _, _ := strings.Cut(raw, "?")
-	return before
-}
-
 func (p storePosts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
 	return p.s.CountWebhookPostsSince(ctx, since)
 }

@@ -127,11 +127,6 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
 	// believed (proxy.go); empty, the header is ignored.
 	TrustedProxies []netip.Prefix
-	// ShowEndpoint is how the console shows an endpoint URL: cmd/posthorn
-	// passes the redaction of the logs, alerts and metrics, which drops
-	// the query and credentials where receivers put tokens. Unset, only
-	// the scheme and host are shown.
-	ShowEndpoint func(raw string) string
 	// Hostname is shown in the page header.
 	Hostname string
 	// PasswordParams are the argon2id costs of the hash compared against
@@ -154,10 +149,8 @@ type Server struct {
 	idle      time.Duration
 	maxAge    time.Duration
 	hostname  string
-	// showEndpoint is Options.ShowEndpoint or its default.
-	showEndpoint func(string) string
-	log          *slog.Logger
-	now          func() time.Time
+	log       *slog.Logger
+	now       func() time.Time
 
 	posts           PostLog
 	spool           Spool
@@ -217,16 +210,12 @@ func New(o Options) (*Server, error) {
 		idle:            o.IdleTimeout,
 		maxAge:          o.MaxSessionAge,
 		hostname:        o.Hostname,
-		showEndpoint:    o.ShowEndpoint,
 		log:             o.Logger,
 		now:             o.Now,
 		sealer:          newSealer(),
 	}
 	if s.loc == nil {
 		s.loc = time.Local
-	}
-	if s.showEndpoint == nil {
-		s.showEndpoint = schemeHost
 	}
 	if s.idle <= 0 {
 		s.idle = DefaultIdleTimeout

@@ -311,26 +311,14 @@ func invalid(field string, bad bool) templ.Attributes {
 	return templ.Attributes{"aria-invalid": "true", "aria-describedby": field + "-error"}
 }
 
-// shownEndpoint is an endpoint URL as the console shows it everywhere
-// (Options.ShowEndpoint): never with the token a receiver may have put in
-// its query.
-func shownEndpoint(ctx context.Context, raw string) string {
+// shownEndpoint is an endpoint URL as the console shows it everywhere, as
+// the logs, alerts, metrics and log commands do (settings.LogEndpoint):
+// never with the token a receiver may have put in its query.
+func shownEndpoint(_ context.Context, raw string) string {
 	if raw == "" {
 		return ""
 	}
-	if f := infoFrom(ctx).endpoint; f != nil {
-		return f(raw)
-	}
-	return schemeHost(raw)
-}
-
-// schemeHost is the default of Options.ShowEndpoint.
-func schemeHost(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(unparsable endpoint)"
-	}
-	return u.Scheme + "://" + u.Host
+	return settings.LogEndpoint(raw)
 }
 
 // spoolRowID names a row of the backlog table for tests and styles.
