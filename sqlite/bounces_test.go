@@ -566,21 +566,7 @@ func TestDSNLookupUsesIndex(t *testing.T) {
 		sql  string
 		args []any
 	}{{dsnLookup, []any{origID, "a@example.org", "a@example.org"}}, {dsnAnyDelivery, []any{origID}}} {
-		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		p := strings.Join(plan, "; ")
+		p := queryPlan(t, s.r, q.sql, q.args...)
 		if !strings.Contains(p, "SEARCH bounce_lookup USING PRIMARY KEY (message_id=?)") ||
 			!strings.Contains(p, "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)") || strings.Contains(p, "SCAN") {
 			t.Errorf("plan of %q: %s", q.sql, p)

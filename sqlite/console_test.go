@@ -377,22 +377,8 @@ func TestConsolePlans(t *testing.T) {
 	// The event CSV with the endpoint of each event's post: besides the
 	// events' own range, one seek per row of the batches' (family,
 	// last_seq) index, their key and the attempts' key.
-	rows, err := s.r.Query("EXPLAIN QUERY PLAN SELECT "+eventColumns+", "+postedEndpoint+" FROM events WHERE "+where+
+	text := queryPlan(t, s.r, "SELECT "+eventColumns+", "+postedEndpoint+" FROM events WHERE "+where+
 		" ORDER BY time, id LIMIT 1000", args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var details []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		details = append(details, detail)
-	}
-	rows.Close()
-	text := strings.Join(details, "; ")
 	for _, want := range []string{"USING INDEX events_time", "USING INDEX webhook_batches_family_seq",
 		"SEARCH b USING INDEX sqlite_autoindex_webhook_batches_1", "SEARCH a USING INDEX sqlite_autoindex_webhook_attempts_1"} {
 		if !strings.Contains(text, want) {
@@ -404,21 +390,7 @@ func TestConsolePlans(t *testing.T) {
 	}
 
 	for _, p := range plans {
-		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+p.sql, p.args...)
-		if err != nil {
-			t.Fatalf("%s: %v", p.name, err)
-		}
-		var details []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			details = append(details, detail)
-		}
-		rows.Close()
-		text := strings.Join(details, "; ")
+		text := queryPlan(t, s.r, p.sql, p.args...)
 		walked := strings.Contains(text, " USING INDEX "+p.index) || strings.Contains(text, " USING COVERING INDEX "+p.index)
 		scan := strings.Contains(text, "SCAN") && !(p.walk && walked)
 		// The post log orders by (first_time, batch_id) over the

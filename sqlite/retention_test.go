@@ -386,20 +386,7 @@ func TestPruneQueryPlans(t *testing.T) {
 		{`SELECT address, class FROM bounce_counts WHERE (address, class) > ('', 0) AND last_at < 1 ORDER BY address, class LIMIT 5`, "PRIMARY KEY"},
 		{`SELECT id FROM dsns WHERE id > '' AND received_at < 1 ORDER BY id LIMIT 5`, "PRIMARY KEY"},
 	} {
-		rows, err := s.w.Query("EXPLAIN QUERY PLAN " + c.query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan += detail + "\n"
-		}
-		rows.Close()
+		plan := queryPlan(t, s.w, c.query)
 		if !strings.Contains(plan, c.index) || strings.Contains(plan, "TEMP B-TREE") {
 			t.Errorf("%s\nplan:\n%s\nwant %s, no sort", c.query, plan, c.index)
 		}

@@ -90,22 +90,8 @@ func TestWebhookLogPlans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, err := s.r.Query("EXPLAIN QUERY PLAN SELECT "+batchColumns+" FROM webhook_batches"+where+
+		text := queryPlan(t, s.r, "SELECT "+batchColumns+" FROM webhook_batches"+where+
 			" ORDER BY first_time, batch_id LIMIT ?", append(args, 100)...)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		var details []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			details = append(details, detail)
-		}
-		rows.Close()
-		text := strings.Join(details, "; ")
 		if !strings.Contains(text, "SEARCH webhook_batches USING INDEX "+tc.index) || strings.Contains(text, "SCAN") {
 			t.Errorf("%s: plan %q, want a search of %s", tc.name, text, tc.index)
 		}
