@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -17,31 +16,13 @@ import (
 	"github.com/posthorn/posthorn/sqlite"
 )
 
-// syncBuffer is a log destination the test reads while the pruner writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // prunerHarness runs a logPruner over a real store, its waits answered by
 // the test: waits receives each duration the pruner waits for, tick ends
 // the wait, and runs receives what each prune deleted.
 type prunerHarness struct {
 	store *sqlite.Store
 	m     *metrics
-	log   *syncBuffer
+	log   *lockedBuffer
 	waits chan time.Duration
 	tick  chan time.Time
 	runs  chan sqlite.Pruned
@@ -57,7 +38,7 @@ func startPrunerHarness(t *testing.T, retention time.Duration) *prunerHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	h := &prunerHarness{store: store, m: newMetrics(time.Now), log: &syncBuffer{},
+	h := &prunerHarness{store: store, m: newMetrics(time.Now), log: &lockedBuffer{},
 		waits: make(chan time.Duration, 10), tick: make(chan time.Time), runs: make(chan sqlite.Pruned)}
 	ctx := context.Background()
 	// Ten events 40 days old, all posted (every family switched off), and
