@@ -733,7 +733,7 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 			st.EventsFailed += int64(events)
 		}
 	})
-	endpoint := LogEndpoint(s.Endpoint)
+	endpoint := settings.LogEndpoint(s.Endpoint)
 	if d.o.Observe != nil {
 		d.o.Observe(PostReport{Webhook: WebhookEvent, Endpoint: endpoint, At: res.Started, State: state,
 			Status: res.Status, Reason: res.Reason, Took: res.Took})

@@ -469,7 +469,7 @@ func (d *Inbound) attempt(ctx context.Context, poster *Poster, f settings.Inboun
 		// The daemon is stopping: the POST is due again at start.
 		a.State, a.Next = string(event.InboundDeferred), at
 	}
-	endpoint := LogEndpoint(f.Endpoint)
+	endpoint := settings.LogEndpoint(f.Endpoint)
 	msg, level, detail := "inbound post failed", slog.LevelWarn, []any{"status", res.Status, "reason", a.Reason}
 	switch a.State {
 	case string(event.InboundSucceeded):
@@ -501,7 +501,7 @@ func (d *Inbound) record(ctx context.Context, f settings.InboundFilter, done ...
 		return err
 	}
 	if d.o.Observe != nil {
-		endpoint := LogEndpoint(f.Endpoint)
+		endpoint := settings.LogEndpoint(f.Endpoint)
 		for _, a := range done {
 			d.o.Observe(PostReport{Webhook: WebhookInbound, Filter: f.Name, Endpoint: endpoint, At: a.res.Started,
 				State: a.rec.State, Status: a.res.Status, Reason: a.rec.Reason, Took: a.res.Took})

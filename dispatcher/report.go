@@ -2,8 +2,6 @@ package dispatcher
 
 import (
 	"time"
-
-	"github.com/posthorn/posthorn/settings"
 )
 
 // Webhook names in a PostReport.
@@ -25,9 +23,3 @@ type PostReport struct {
 	Reason   string        // "" on success
 	Took     time.Duration // how long the request took
 }
-
-// LogEndpoint is an endpoint URL as logs, alerts and metrics show it:
-// scheme, host and path, without the query and user information where
-// receivers put tokens. It is settings.LogEndpoint, which the log commands
-// and the console use too.
-func LogEndpoint(raw string) string { return settings.LogEndpoint(raw) }

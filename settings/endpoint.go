@@ -10,7 +10,7 @@ import (
 // commands and the console show it: scheme, host and path. The query and
 // the user information are dropped, as they are where receivers put tokens
 // (a token in the query is common; WIRE.md allows Basic authentication in
-// the URL). dispatcher.LogEndpoint is this function.
+// the URL).
 func LogEndpoint(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/settings"
 )
 
 // alertRepeat is the least time between two alerts about one failure that
@@ -95,7 +96,7 @@ func (w *alertWatcher) resume(ctx context.Context, store failureLog) error {
 	}
 	w.mu.Lock()
 	f := w.state(eventWebhook)
-	f.since, f.endpoint, f.reason = since, dispatcher.LogEndpoint(endpoint), reason
+	f.since, f.endpoint, f.reason = since, settings.LogEndpoint(endpoint), reason
 	w.mu.Unlock()
 	return nil
 }

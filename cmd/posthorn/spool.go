@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
@@ -26,7 +26,7 @@ func (c consoleSpool) SpoolStatus(ctx context.Context) ([]ui.WebhookStatus, erro
 	// The Event Webhook's URL may carry a token in its query: the
 	// dashboard shows it as the logs do.
 	if ev.Last.Endpoint != "" {
-		ev.Last.Endpoint = dispatcher.LogEndpoint(ev.Last.Endpoint)
+		ev.Last.Endpoint = settings.LogEndpoint(ev.Last.Endpoint)
 	}
 	if in.Last.Filter != "" {
 		in.Last.Endpoint = "filter " + in.Last.Filter
