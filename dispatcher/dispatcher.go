@@ -163,9 +163,10 @@ func New(o Options) (*Dispatcher, error) {
 func (d *Dispatcher) Notify() { signal(d.notify) }
 
 // SettingsChanged tells the dispatcher that the settings changed. It
-// wakes both goroutines: a changed endpoint, credential or CA is the fix
-// for a failing endpoint, so the hold after its failures is lifted and
-// the batches due go out at once. It never blocks.
+// wakes both goroutines: any change counts as the administrator acting on
+// a failing endpoint (a fixed URL, credential or CA is the usual one), so
+// the hold after its failures is lifted and the waiting batches go out at
+// once. It never blocks.
 func (d *Dispatcher) SettingsChanged() {
 	signal(d.notify)
 	signal(d.frozen)
@@ -519,7 +520,9 @@ func earliest(ts ...time.Time) time.Time {
 // failure (a fixed URL, credential or CA; `posthorn replay` after the
 // receiver is back), who should not wait hours for the next step of the
 // backoff. A replay made by another process is seen through the store's
-// count, looked at while the endpoint is held.
+// count. The count is read before every attempt, not only once the
+// endpoint is held: a replay made while the failing probe was in flight
+// (up to its timeout) must count as one made after it.
 func (d *Dispatcher) reconsider(ctx context.Context, s settings.EventWebhook, now time.Time) error {
 	if d.lastSeen && s != d.last && (d.streak > 0 || !d.hold.IsZero()) {
 		d.o.Logger.Info("event webhook settings changed: trying the endpoint again now")
@@ -528,15 +531,11 @@ func (d *Dispatcher) reconsider(ctx context.Context, s settings.EventWebhook, no
 		}
 	}
 	d.last, d.lastSeen = s, true
-	if !now.Before(d.hold) {
-		d.replaysKnown = false
-		return nil
-	}
 	n, err := d.o.Outbox.Replays(ctx)
 	if err != nil {
 		return err
 	}
-	if d.replaysKnown && n != d.replays {
+	if d.replaysKnown && n != d.replays && (d.streak > 0 || now.Before(d.hold)) {
 		d.o.Logger.Info("event webhook batches were replayed: trying the endpoint again now")
 		if err := d.lift(ctx, now); err != nil {
 			return err
@@ -549,9 +548,13 @@ func (d *Dispatcher) reconsider(ctx context.Context, s settings.EventWebhook, no
 // lift ends the endpoint's hold and makes the deferred batches due, so
 // that delivery resumes in event order with the batch that failed first.
 func (d *Dispatcher) lift(ctx context.Context, now time.Time) error {
+	// The hold stays until the batches are due, so that a failed write
+	// is retried by the next run rather than forgotten.
+	if _, err := d.o.Outbox.RetryNow(ctx, now); err != nil {
+		return err
+	}
 	d.hold, d.streak = time.Time{}, 0
-	_, err := d.o.Outbox.RetryNow(ctx, now)
-	return err
+	return nil
 }
 
 // expire fails the batches whose retry period is over, when one may be,
@@ -701,6 +704,9 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 		// schedule: otherwise every batch queued behind a dead endpoint
 		// would be its first probe, one every 10 s.
 		d.streak++
+		// The retry periods' cache was made without this hold: batches it
+		// spared for their last try are now failed without it.
+		d.expireAt = time.Time{}
 		if probe, ok := NextAttempt(d.streak, now, now, maxHold, res.RetryAfter, d.o.Rand); ok {
 			d.hold = probe
 		}

@@ -24,9 +24,10 @@ import (
 //   - per batch (one row of the Event Webhook log, WIRE.md §5): batch_id,
 //     family, the range of positions of its events, how many, the
 //     earliest and latest event time, host name, endpoint, state (queued,
-//     deferred, succeeded, failed), attempts, first_attempt_at,
-//     the start of its retry period, next_attempt_at, lease_until, last HTTP status and reason, and the
-//     content type and body, empty until the first attempt freezes them;
+//     deferred, succeeded, failed), attempts, first_attempt_at, the start
+//     of its retry period, next_attempt_at, lease_until, last HTTP status
+//     and reason, and the content type and body, empty until the first
+//     attempt freezes them;
 //   - one row per attempt: batch_id, attempt, time, host name, endpoint,
 //     state, HTTP status, reason, the first 512 bytes of the answer.
 //
@@ -48,9 +49,10 @@ type Outbox interface {
 	LastSeq(ctx context.Context) (int64, error)
 
 	// Form stores closed batches — state queued, attempts 0, due at
-	// `due`, their retry period starting at `due` — and raises the families' progress to the given positions,
-	// in one transaction. A batch_id that exists already is left as it is;
-	// progress never goes back.
+	// `due`, their retry period starting at `due` — and raises the
+	// families' progress to the given positions, in one transaction. A
+	// batch_id that exists already is left as it is; progress never goes
+	// back.
 	Form(ctx context.Context, batches []Formed, progress map[string]int64, due time.Time) error
 
 	// ClaimDue leases, in one short transaction, up to limit batches in
@@ -58,10 +60,10 @@ type Outbox interface {
 	// and whose lease is unset or ended before now, in event order (by the
 	// position of their first event), so that a receiver gets a
 	// recipient's queued before its succeeded, and the probe of a held
-	// endpoint is the oldest batch waiting. For each it sets lease_until, adds one to
-	// attempts, and sets first_attempt_at to now if unset. It returns their
-	// ids. Counting the attempt at the claim keeps attempt numbers rising
-	// even when the process dies mid-attempt.
+	// endpoint is the oldest batch waiting. For each it sets lease_until,
+	// adds one to attempts, and sets first_attempt_at to now if unset. It
+	// returns their ids. Counting the attempt at the claim keeps attempt
+	// numbers rising even when the process dies mid-attempt.
 	ClaimDue(ctx context.Context, now, leaseUntil time.Time, limit int) ([]string, error)
 
 	// NextClaim returns the batch ClaimDue(now, …, 1) would claim, without

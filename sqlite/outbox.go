@@ -496,6 +496,9 @@ func (s *Store) ReleaseLeases(ctx context.Context) (int, error) {
 
 // RetryNow makes the deferred batches due at now.
 func (s *Store) RetryNow(ctx context.Context, now time.Time) (int, error) {
+	if err := s.hook("RetryNow"); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := s.write(ctx, false, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE webhook_batches SET next_attempt_at = ?
@@ -664,6 +667,9 @@ func (s *Store) Expire(ctx context.Context, now time.Time, period time.Duration,
 // Replays returns how many times batches were re-queued (Requeue), by any
 // process.
 func (s *Store) Replays(ctx context.Context) (int64, error) {
+	if err := s.hook("Replays"); err != nil {
+		return 0, err
+	}
 	var n int64
 	if err := s.r.QueryRowContext(ctx, `SELECT replays FROM webhook_replays WHERE id = 1`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read webhook replays: %w", err)

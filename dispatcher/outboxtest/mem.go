@@ -251,6 +251,9 @@ func (m *Mem) ReleaseLeases(context.Context) (int, error) {
 }
 
 func (m *Mem) RetryNow(_ context.Context, now time.Time) (int, error) {
+	if err := m.fail("RetryNow"); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
@@ -329,6 +332,9 @@ func (m *Mem) Expire(_ context.Context, now time.Time, period time.Duration, fin
 }
 
 func (m *Mem) Replays(context.Context) (int64, error) {
+	if err := m.fail("Replays"); err != nil {
+		return 0, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.replays, nil

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,11 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Order", testOrder},
 		{"OutageLongerThanPeriod", testOutageLongerThanPeriod},
 		{"FixResumes", testFixResumes},
+		{"ReplayDuringProbe", testReplayDuringProbe},
+		{"PeriodEndsTogether", testPeriodEndsTogether},
+		{"LiftError", testLiftError},
+		{"NextClaim", testNextClaim},
+		{"PreparedBody", testPreparedBody},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newHarness(t)) })
 	}
@@ -1137,5 +1143,155 @@ func testFailOldestSkipsLeased(t *testing.T, h Harness) {
 	got := r.batches(t)
 	if got[0].ID != ids[0] || pending(got[0].State) != true || got[1].State != dispatcher.StateFailed || !pending(got[2].State) {
 		t.Errorf("states %s %s %s; want the leased oldest pending, the next failed", got[0].State, got[1].State, got[2].State)
+	}
+}
+
+// testReplayDuringProbe: a replay made while the probe that starts the
+// hold is in flight lifts that hold, as one made just after it would.
+func testReplayDuringProbe(t *testing.T, h Harness) {
+	recv := newScript(400, 503, 200) // the first batch fails for good, the second starts the hold
+	r := newRig(t, h, recv, nil)
+	h.Store(t, manyEvents("d", event.Queued, 300)...)
+	r.form(t)
+	var requests atomic.Int32
+	recv.before = func() {
+		if requests.Add(1) == 2 {
+			// During the 503: `posthorn replay` queues the failed batch
+			// again (from another process, as far as the dispatcher knows).
+			if n := h.Replay(t, r.clock.Now()); n != 1 {
+				t.Errorf("replayed %d batches, want 1", n)
+			}
+		}
+	}
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != 5 {
+		t.Fatalf("%d posts, want 5: the failure, the probe, then the three batches at once", len(posts))
+	}
+	for _, b := range r.batches(t) {
+		if b.State != dispatcher.StateSucceeded {
+			t.Errorf("batch %d: %s after the replay lifted the hold", b.First, b.State)
+		}
+	}
+}
+
+// testPeriodEndsTogether: batches formed together end their periods at the
+// same moment; behind a dead endpoint all of them are failed then, and
+// none is posted after it.
+func testPeriodEndsTogether(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503), func(s *settings.EventWebhook) { s.RetryPeriod = settings.Duration(time.Hour) })
+	h.Store(t, manyEvents("d", event.Queued, 500)...)
+	r.form(t)
+	end := at.Add(time.Hour)
+	for step := 0; r.clock.Now().Before(end.Add(time.Minute)); step++ {
+		if step > 20000 { // it wakes every second (Poll) while held
+			t.Fatal("the deliverer does not get on")
+		}
+		next := r.deliver(t)
+		if next.IsZero() || next.After(end.Add(time.Minute)) {
+			break
+		}
+		r.clock.Set(next)
+	}
+	for _, b := range r.batches(t) {
+		if b.State != dispatcher.StateFailed {
+			t.Errorf("batch %d is %s a minute after its period ended", b.First, b.State)
+		}
+		for _, a := range b.Records {
+			if a.At.After(end) {
+				t.Errorf("batch %d posted %v after its period", b.First, a.At.Sub(end))
+			}
+		}
+	}
+}
+
+// testLiftError: when lifting the hold cannot reach the store, Deliver
+// reports it and posts nothing; the next run lifts it and delivers.
+func testLiftError(t *testing.T, h Harness) {
+	for i, method := range []string{"Replays", "RetryNow"} {
+		t.Run(method, func(t *testing.T) {
+			r := newRig(t, h, newScript(503), nil)
+			h.Store(t, manyEvents(fmt.Sprintf("lift%d", i), event.Queued, 200)...)
+			r.form(t)
+			r.deliver(t) // the probe fails: held
+			r.recv.drain()
+			r.recv.setStatus(200)
+			r.change(func(s *settings.EventWebhook) { s.Endpoint += "?fixed=1" })
+			h.FailOn(method)
+			if _, err := r.d.Deliver(context.Background()); !errors.Is(err, ErrInjected) {
+				t.Fatalf("Deliver = %v, want the injected error", err)
+			}
+			if n := len(r.recv.drain()); n != 0 {
+				t.Fatalf("%d posts after the error", n)
+			}
+			h.FailOn("")
+			r.deliver(t)
+			if n := len(r.recv.drain()); n != 2 {
+				t.Errorf("%d posts after the error cleared, want both batches", n)
+			}
+		})
+	}
+}
+
+// testNextClaim: the batch whose body is made in advance is the one
+// ClaimDue then takes, batch after batch, and none when none is due.
+func testNextClaim(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	ctx := context.Background()
+	h.Store(t, manyEvents("d", event.Queued, 1000)...)
+	r.form(t)
+	for i := 0; ; i++ {
+		next, ok, err := h.Outbox.NextClaim(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := h.Outbox.ClaimDue(ctx, at, at.Add(time.Hour), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if len(ids) != 0 {
+				t.Fatalf("NextClaim found nothing, ClaimDue took %v", ids)
+			}
+			if i != 10 {
+				t.Errorf("%d batches claimed, want 10", i)
+			}
+			return
+		}
+		if len(ids) != 1 || ids[0] != next {
+			t.Fatalf("claim %d: NextClaim %s, ClaimDue %v", i, next, ids)
+		}
+	}
+}
+
+// testPreparedBody: the next batch's body is made while a POST is in
+// flight; when the settings change meanwhile it is made again with the new
+// ones, and otherwise it is the body posted.
+func testPreparedBody(t *testing.T, h Harness) {
+	recv := newScript(200)
+	r := newRig(t, h, recv, nil)
+	h.Store(t, manyEvents("d", event.Queued, 300)...)
+	r.form(t)
+	var requests atomic.Int32
+	recv.before = func() {
+		if requests.Add(1) == 2 {
+			// The third batch's body is being made from the settings
+			// before this change.
+			r.change(func(s *settings.EventWebhook) { s.JSON = false })
+		}
+	}
+	r.deliver(t)
+	posts := r.recv.drain()
+	if len(posts) != 3 {
+		t.Fatalf("%d posts, want 3", len(posts))
+	}
+	for i, want := range []string{dispatcher.ContentTypeJSON, dispatcher.ContentTypeJSON, dispatcher.ContentTypeForm} {
+		if got := posts[i].header.Get("Content-Type"); got != want {
+			t.Errorf("post %d: Content-Type %q, want %q", i+1, got, want)
+		}
+		b := r.batch(t, posts[i].header.Get(dispatcher.HeaderWebhookID))
+		if !bytes.Equal(b.Body, posts[i].body) {
+			t.Errorf("post %d: the body posted is not the one frozen", i+1)
+		}
 	}
 }
