@@ -114,10 +114,7 @@ func (s *Store) insertBlockEvents(ctx context.Context, tx *sql.Tx, evs []event.E
 		if !ok {
 			return nil, fmt.Errorf("event %q: time %v cannot be stored", e.ID, e.Time)
 		}
-		res, err := ins.ExecContext(ctx, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
-			e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
-			int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
-			e.APIData, e.Size, now)
+		res, err := ins.ExecContext(ctx, eventArgs(e, ns, off, now)...)
 		if err != nil {
 			return nil, fmt.Errorf("insert event %q: %w", e.ID, err)
 		}

@@ -510,10 +510,7 @@ func (s *Store) applyDSN(ctx context.Context, tx *sql.Tx, book *bookkeeper, d DS
 		if e == nil {
 			continue
 		}
-		r, err := ins.ExecContext(ctx, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
-			e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
-			int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
-			e.APIData, e.Size, now)
+		r, err := ins.ExecContext(ctx, eventArgs(e, ns, off, now)...)
 		if err != nil {
 			return res, nil, fmt.Errorf("insert event %q: %w", e.ID, err)
 		}

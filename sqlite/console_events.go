@@ -18,26 +18,6 @@ import (
 // the console's log screen must answer in 100 ms with a million rows
 // (issue 5), so no query sorts or counts the rows of a whole period.
 
-// rowScanner is *sql.Rows or *sql.Row.
-type rowScanner interface{ Scan(dest ...any) error }
-
-// scanEvent reads one row of eventColumns.
-func scanEvent(r rowScanner) (event.Event, error) {
-	var e event.Event
-	var typ string
-	var ns, off, class, attempt int64
-	if err := r.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
-		&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
-		&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData, &e.Size); err != nil {
-		return event.Event{}, err
-	}
-	e.Type = event.Type(typ)
-	e.Time = decodeTime(ns, off)
-	e.Class = event.Class(class)
-	e.Attempt = int(attempt)
-	return e, nil
-}
-
 // periodWhere is the WHERE clause (without the word) and arguments of q's
 // period, one type (t, "" for any) and the paging bound; after is ">" for
 // oldest-first paging and "<" for newest-first.

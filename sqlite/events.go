@@ -46,6 +46,35 @@ const eventColumns = `id, type, time, time_offset, host, queue_id, message_id, r
 	rcpt_to, orig_to, relay, dsn, reason, delay, class, source_ip, sender_ip, attempt,
 	from_hdr, subject, api_data, size`
 
+// eventArgs are insertEvent's arguments for e stored at time ns, off (its
+// own time encoded, or a DSN's arrival) and created at now.
+func eventArgs(e *event.Event, ns, off, now int64) []any {
+	return []any{e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
+		e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
+		int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
+		e.APIData, e.Size, now}
+}
+
+// rowScanner is *sql.Rows or *sql.Row.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// scanEvent reads one row of eventColumns.
+func scanEvent(r rowScanner) (event.Event, error) {
+	var e event.Event
+	var typ string
+	var ns, off, class, attempt int64
+	if err := r.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
+		&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
+		&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData, &e.Size); err != nil {
+		return event.Event{}, err
+	}
+	e.Type = event.Type(typ)
+	e.Time = decodeTime(ns, off)
+	e.Class = event.Class(class)
+	e.Attempt = int(attempt)
+	return e, nil
+}
+
 func (w *writeStmts) list() []preparedStmt {
 	// ON CONFLICT DO NOTHING rather than INSERT OR IGNORE: OR IGNORE would
 	// also skip rows that break a CHECK or NOT NULL constraint, silently.
@@ -151,10 +180,7 @@ func (s *Store) Commit(ctx context.Context, b event.Batch) error {
 			if !ok {
 				return fmt.Errorf("event %q: time %v cannot be stored", e.ID, e.Time)
 			}
-			res, err := ins.ExecContext(run, e.ID, string(e.Type), ns, off, e.Host, e.QueueID,
-				e.MessageID, e.ReturnPath, e.To, e.OrigTo, e.Relay, e.DSN, e.Reason, e.Delay,
-				int64(e.Class), e.SourceIP, e.SenderIP, int64(e.Attempt), e.From, e.Subject,
-				e.APIData, e.Size, now)
+			res, err := ins.ExecContext(run, eventArgs(e, ns, off, now)...)
 			if err != nil {
 				return fmt.Errorf("insert event %q: %w", e.ID, err)
 			}
@@ -330,18 +356,10 @@ func (s *Store) Events(ctx context.Context, q event.Query) ([]event.Event, error
 	defer rows.Close()
 	var out []event.Event
 	for rows.Next() {
-		var e event.Event
-		var typ string
-		var ns, off, class, attempt int64
-		if err := rows.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
-			&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
-			&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData, &e.Size); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, fmt.Errorf("read events: %w", err)
 		}
-		e.Type = event.Type(typ)
-		e.Time = decodeTime(ns, off)
-		e.Class = event.Class(class)
-		e.Attempt = int(attempt)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -346,7 +346,7 @@ func (s *Store) BatchEvents(ctx context.Context, batchID string) ([]event.Event,
 	defer rows.Close()
 	var out []event.Event
 	for rows.Next() {
-		e, err := scanWebhookEvent(rows)
+		e, err := scanEvent(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
 		}
@@ -356,23 +356,6 @@ func (s *Store) BatchEvents(ctx context.Context, batchID string) ([]event.Event,
 		return nil, fmt.Errorf("read events of batch %s: %w", batchID, err)
 	}
 	return out, nil
-}
-
-// scanWebhookEvent reads one row of eventColumns.
-func scanWebhookEvent(rows *sql.Rows) (event.Event, error) {
-	var e event.Event
-	var typ string
-	var ns, off, class, attempt int64
-	if err := rows.Scan(&e.ID, &typ, &ns, &off, &e.Host, &e.QueueID, &e.MessageID,
-		&e.ReturnPath, &e.To, &e.OrigTo, &e.Relay, &e.DSN, &e.Reason, &e.Delay, &class,
-		&e.SourceIP, &e.SenderIP, &attempt, &e.From, &e.Subject, &e.APIData, &e.Size); err != nil {
-		return event.Event{}, err
-	}
-	e.Type = event.Type(typ)
-	e.Time = decodeTime(ns, off)
-	e.Class = event.Class(class)
-	e.Attempt = int(attempt)
-	return e, nil
 }
 
 // FreezeBody stores a batch's body unless one is stored, and returns the
