@@ -540,7 +540,7 @@ func (s *Store) FailOldest(ctx context.Context, n int64, now time.Time, reason s
 			return nil
 		}
 		res, err := tx.QueryContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
-				last_status = 0, last_reason = ?, updated_at = ?
+				lease_until = NULL, last_status = 0, last_reason = ?, updated_at = ?
 			WHERE `+pendingStates+` AND first_seq <= ? AND (lease_until IS NULL OR lease_until <= ?)
 			RETURNING events`, reason, s.now().UnixNano(), cutoff, boundNanos(now))
 		if err != nil {
@@ -614,7 +614,7 @@ func (s *Store) Expire(ctx context.Context, now time.Time, period time.Duration,
 				return err
 			}
 			upd, err := tx.PrepareContext(ctx, `UPDATE webhook_batches SET state = 'failed', next_attempt_at = NULL,
-			last_status = 0, last_reason = ?, updated_at = ? WHERE batch_id = ?`)
+			lease_until = NULL, last_status = 0, last_reason = ?, updated_at = ? WHERE batch_id = ?`)
 			if err != nil {
 				return err
 			}

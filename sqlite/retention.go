@@ -12,14 +12,18 @@ import (
 // in small batches). Prune deletes the finished rows of the logs older than
 // a cutoff and nothing that is still to be done:
 //
-//   - Event Webhook log rows (webhook_batches) that succeeded or failed and
-//     are not leased, by the time of their first event, with their attempts;
+//   - Event Webhook log rows (webhook_batches) that succeeded or failed,
+//     are not leased now, and whose last event is older than the cutoff,
+//     with their attempts;
 //   - delivery events, by their time, but none that is not yet in a batch
 //     (seq above a family's webhook_progress) and none at or after the first
-//     event of a batch that is still kept while older than the cutoff (a
-//     pending one, or one this run has not reached): a batch kept keeps all
-//     its events, for its detail, a replay and its first attempt. Their
-//     bounce_lookup rows go with them;
+//     event of a batch that is still kept while its first event is older
+//     than the cutoff (a pending one, one with events on both sides of the
+//     cutoff, or one this run has not reached): a batch kept keeps all its
+//     events, for its detail, a replay and its first attempt. So a batch
+//     still pending, a long-deferred one, holds back the pruning of every
+//     later event until it ends, at the latest when its retry period does.
+//     Their bounce_lookup rows go with them;
 //   - inbound log rows that succeeded, failed or were denied (a queued or
 //     deferred row belongs to a POST still pending), by the time received;
 //   - bounce messages read (dsns), by the time received: long past the day a
@@ -136,65 +140,51 @@ func (s *Store) walk(ctx context.Context, out Pruned, batch int, step func(tx *s
 	}
 }
 
-// pruneBatches deletes finished Event Webhook log rows received before
-// cut, with their attempts, along the first_time index.
+// pruneBatches deletes finished Event Webhook log rows whose last event
+// is before cut, with their attempts, along the first_time index. A batch
+// whose events straddle cut is kept, so that its newer events, which the
+// events step keeps, still show the post that carried them and can be
+// replayed. A lease on a finished batch counts only while it runs: FailOldest
+// and Expire fail a batch whose lease ran out (its dispatcher gone), and one
+// failed by an older binary may still hold the expired lease.
 func (s *Store) pruneBatches(ctx context.Context, cut int64, batch int, out Pruned) error {
 	lastT, lastRow := int64(math.MinInt64), int64(math.MinInt64)
 	return s.walk(ctx, out, batch, func(tx *sql.Tx, out Pruned) (int, error) {
-		rows, err := tx.QueryContext(ctx, `SELECT rowid, first_time, batch_id, state, lease_until IS NOT NULL
+		rows, err := tx.QueryContext(ctx, `SELECT rowid, first_time, last_time, batch_id, state, coalesce(lease_until > ?, 0)
 			FROM webhook_batches WHERE first_time < ? AND (first_time, rowid) > (?, ?)
-			ORDER BY first_time, rowid LIMIT ?`, cut, lastT, lastRow, batch)
+			ORDER BY first_time, rowid LIMIT ?`, s.now().UnixNano(), cut, lastT, lastRow, batch)
 		if err != nil {
 			return 0, err
 		}
-		var ids []string
+		var ids [][]any
 		seen := 0
 		for rows.Next() {
 			var id, state string
+			var last int64
 			var leased bool
-			if err := rows.Scan(&lastRow, &lastT, &id, &state, &leased); err != nil {
+			if err := rows.Scan(&lastRow, &lastT, &last, &id, &state, &leased); err != nil {
 				rows.Close()
 				return 0, err
 			}
 			seen++
-			if (state == StateSucceeded || state == StateFailed) && !leased {
-				ids = append(ids, id)
+			if (state == StateSucceeded || state == StateFailed) && !leased && last < cut {
+				ids = append(ids, []any{id})
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return 0, err
 		}
-		if len(ids) == 0 {
-			return seen, nil
-		}
-		delAttempts, err := tx.PrepareContext(ctx, `DELETE FROM webhook_attempts WHERE batch_id = ?`)
+		// The attempts explicitly rather than by the foreign key's
+		// cascade, to count them.
+		n, err := execEach(ctx, tx, `DELETE FROM webhook_attempts WHERE batch_id = ?`, ids)
+		out["webhook_attempts"] += n
 		if err != nil {
 			return 0, err
 		}
-		defer delAttempts.Close()
-		delBatch, err := tx.PrepareContext(ctx, `DELETE FROM webhook_batches WHERE batch_id = ?`)
-		if err != nil {
-			return 0, err
-		}
-		defer delBatch.Close()
-		var attempts, batches int64
-		for _, id := range ids {
-			// Explicitly rather than by the foreign key's cascade, to
-			// count them.
-			n, err := affected(delAttempts.ExecContext(ctx, id))
-			if err != nil {
-				return 0, err
-			}
-			attempts += n
-			if n, err = affected(delBatch.ExecContext(ctx, id)); err != nil {
-				return 0, err
-			}
-			batches += n
-		}
-		out["webhook_attempts"] += attempts
-		out["webhook_batches"] += batches
-		return seen, nil
+		n, err = execEach(ctx, tx, `DELETE FROM webhook_batches WHERE batch_id = ?`, ids)
+		out["webhook_batches"] += n
+		return seen, err
 	})
 }
 
@@ -219,63 +209,38 @@ func (s *Store) pruneEvents(ctx context.Context, cut int64, batch int, out Prune
 		if err != nil {
 			return 0, err
 		}
-		type victim struct {
-			seq     int64
-			tracked bool
-			msgID   string
-		}
-		var vs []victim
+		var events, lookups [][]any
 		seen := 0
 		for rows.Next() {
-			var v victim
-			var typ string
-			if err := rows.Scan(&v.seq, &lastT, &lastID, &typ, &v.msgID); err != nil {
+			var seq int64
+			var typ, msgID string
+			if err := rows.Scan(&seq, &lastT, &lastID, &typ, &msgID); err != nil {
 				rows.Close()
 				return 0, err
 			}
 			seen++
-			if v.seq > upTo {
+			if seq > upTo {
 				continue
 			}
+			events = append(events, []any{seq})
 			// Only deliveries and bounces are ever in bounce_lookup
 			// (bookkeeper.stored).
-			v.tracked = typ == "succeeded" || typ == "bounced"
-			vs = append(vs, v)
+			if typ == "succeeded" || typ == "bounced" {
+				lookups = append(lookups, []any{msgID, seq})
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return 0, err
 		}
-		if len(vs) == 0 {
-			return seen, nil
-		}
-		delEvent, err := tx.PrepareContext(ctx, `DELETE FROM events WHERE seq = ?`)
+		n, err := execEach(ctx, tx, `DELETE FROM events WHERE seq = ?`, events)
+		out["events"] += n
 		if err != nil {
 			return 0, err
 		}
-		defer delEvent.Close()
-		delLookup, err := tx.PrepareContext(ctx, `DELETE FROM bounce_lookup WHERE message_id = ? AND seq = ?`)
-		if err != nil {
-			return 0, err
-		}
-		defer delLookup.Close()
-		var events, lookups int64
-		for _, v := range vs {
-			n, err := affected(delEvent.ExecContext(ctx, v.seq))
-			if err != nil {
-				return 0, err
-			}
-			events += n
-			if v.tracked {
-				if n, err = affected(delLookup.ExecContext(ctx, v.msgID, v.seq)); err != nil {
-					return 0, err
-				}
-				lookups += n
-			}
-		}
-		out["events"] += events
-		out["bounce_lookup"] += lookups
-		return seen, nil
+		n, err = execEach(ctx, tx, `DELETE FROM bounce_lookup WHERE message_id = ? AND seq = ?`, lookups)
+		out["bounce_lookup"] += n
+		return seen, err
 	})
 }
 
@@ -293,7 +258,7 @@ func (s *Store) pruneInboundLog(ctx context.Context, cut int64, batch int, out P
 		if err != nil {
 			return 0, err
 		}
-		var ids []int64
+		var ids [][]any
 		seen := 0
 		for rows.Next() {
 			var status string
@@ -304,14 +269,14 @@ func (s *Store) pruneInboundLog(ctx context.Context, cut int64, batch int, out P
 			seen++
 			// Queued and deferred rows follow a POST still pending.
 			if lastID < maxID && (status == "succeeded" || status == "failed" || status == "denied") {
-				ids = append(ids, lastID)
+				ids = append(ids, []any{lastID})
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return 0, err
 		}
-		n, err := deleteEach(ctx, tx, `DELETE FROM inbound_log WHERE id = ?`, ids)
+		n, err := execEach(ctx, tx, `DELETE FROM inbound_log WHERE id = ?`, ids)
 		out["inbound_log"] += n
 		return seen, err
 	})
@@ -404,21 +369,9 @@ func (s *Store) byReader(ctx context.Context, batch int, out Pruned, table strin
 			return nil
 		}
 		var deleted int64
-		err = s.write(ctx, false, func(tx *sql.Tx) error {
-			deleted = 0
-			st, err := tx.PrepareContext(ctx, del)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			for _, args := range page {
-				n, err := affected(st.ExecContext(ctx, args...))
-				if err != nil {
-					return err
-				}
-				deleted += n
-			}
-			return nil
+		err = s.write(ctx, false, func(tx *sql.Tx) (err error) {
+			deleted, err = execEach(ctx, tx, del, page)
+			return err
 		})
 		if err != nil {
 			return err
@@ -430,20 +383,20 @@ func (s *Store) byReader(ctx context.Context, batch int, out Pruned, table strin
 	}
 }
 
-// deleteEach runs del (one ? for the id) for each id and counts the rows
-// deleted.
-func deleteEach(ctx context.Context, tx *sql.Tx, del string, ids []int64) (int64, error) {
-	if len(ids) == 0 {
+// execEach runs query once for each of args and counts the rows it
+// changed; one statement prepared for all of them.
+func execEach(ctx context.Context, tx *sql.Tx, query string, args [][]any) (int64, error) {
+	if len(args) == 0 {
 		return 0, nil
 	}
-	st, err := tx.PrepareContext(ctx, del)
+	st, err := tx.PrepareContext(ctx, query)
 	if err != nil {
 		return 0, err
 	}
 	defer st.Close()
 	var total int64
-	for _, id := range ids {
-		n, err := affected(st.ExecContext(ctx, id))
+	for _, a := range args {
+		n, err := affected(st.ExecContext(ctx, a...))
 		if err != nil {
 			return total, err
 		}

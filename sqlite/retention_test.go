@@ -378,7 +378,7 @@ func TestPruneQueryPlans(t *testing.T) {
 	s := openTest(t, Options{})
 	for _, c := range []struct{ query, index string }{
 		{`SELECT seq, time, id, type, message_id FROM events WHERE time < 1 AND (time, id) > (0, '') ORDER BY time, id LIMIT 5`, "events_time"},
-		{`SELECT rowid, first_time, batch_id, state, lease_until IS NOT NULL FROM webhook_batches
+		{`SELECT rowid, first_time, last_time, batch_id, state, coalesce(lease_until > 1, 0) FROM webhook_batches
 			WHERE first_time < 1 AND (first_time, rowid) > (0, 0) ORDER BY first_time, rowid LIMIT 5`, "webhook_batches_time"},
 		{`SELECT id, received, status FROM inbound_log WHERE received < 1 AND (received, id) > (0, 0) ORDER BY received, id LIMIT 5`, "inbound_log_received"},
 		{`SELECT min(first_seq) FROM webhook_batches WHERE first_time < 1`, "webhook_batches_time"},
@@ -420,4 +420,116 @@ func BenchmarkPruneEvents(b *testing.B) {
 		b.ReportMetric(float64(took.Microseconds())/1000/float64((n+DefaultPruneBatch-1)/DefaultPruneBatch), "ms/tx")
 		b.ReportMetric(float64(took.Nanoseconds())/n, "ns/event")
 	}
+}
+
+// formOld stores events at the given times, all deliveries, forms them into
+// batches of size and moves every family's progress past them; it returns
+// the batches' ids, oldest first.
+func formOld(t *testing.T, s *Store, size int, times ...time.Time) []string {
+	t.Helper()
+	ctx := context.Background()
+	var evs []event.Event
+	for i, at := range times {
+		evs = append(evs, pruneEvent(i, event.Succeeded, at))
+	}
+	if err := s.Commit(ctx, event.Batch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	ids := formAll(t, s, size, pruneT0)
+	n := int64(len(times))
+	if err := s.Form(ctx, nil, map[string]int64{"deliveries": n, "bounces": n, "blocks": n}, pruneT0); err != nil {
+		t.Fatal(err)
+	}
+	// The newest event is never pruned: one after all of them.
+	if err := s.Commit(ctx, event.Batch{Events: []event.Event{pruneEvent(999, event.Queued, pruneNow)}}); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestPruneFailedWithExpiredLease: batches failed after their dispatcher's
+// lease ran out (FailOldest, Expire, or a row an older binary failed with
+// the lease left in place) are pruned with their events, rather than held,
+// with every event after them, until serve restarts.
+func TestPruneFailedWithExpiredLease(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{Now: func() time.Time { return pruneNow }})
+	var times []time.Time
+	for i := range 12 {
+		times = append(times, pruneT0.Add(time.Duration(i)*time.Minute))
+	}
+	ids := formOld(t, s, 4, times...)
+	if len(ids) != 3 {
+		t.Fatalf("formed %v, want 3 batches", ids)
+	}
+	// A dispatcher claims them all and dies.
+	if got, err := s.ClaimDue(ctx, pruneT0, pruneT0.Add(time.Minute), 10); err != nil || len(got) != 3 {
+		t.Fatalf("claim = %v, %v", got, err)
+	}
+	later := pruneT0.Add(2 * time.Hour)
+	if b, _, err := s.FailOldest(ctx, 4, later, "backlog over its limit"); err != nil || b != 1 {
+		t.Fatalf("FailOldest = %d, %v", b, err)
+	}
+	if b, _, _, err := s.Expire(ctx, later, time.Hour, false, func(int) string { return "retry period over" }); err != nil || b != 2 {
+		t.Fatalf("Expire = %d, %v", b, err)
+	}
+	for _, id := range ids {
+		b, _, ok, err := s.WebhookBatchByID(ctx, id)
+		if err != nil || !ok || b.State != StateFailed || b.Leased {
+			t.Errorf("batch %s: %+v %v %v; want failed, not leased", id, b, ok, err)
+		}
+	}
+	// As an older binary left them: failed, the expired lease in place.
+	if _, err := s.w.Exec(`UPDATE webhook_batches SET lease_until = ? WHERE batch_id = ?`,
+		boundNanos(pruneT0.Add(time.Minute)), ids[2]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Prune(ctx, pruneCut, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["webhook_batches"] != 3 || got["events"] != 12 {
+		t.Errorf("Prune = %v; want the 3 batches and their 12 events", got)
+	}
+	noOrphans(t, s)
+}
+
+// TestPruneBatchAcrossCutoff: a finished batch with events on both sides of
+// the cutoff stays, with all its events, until its last event is old too;
+// its newer events keep the post that carried them.
+func TestPruneBatchAcrossCutoff(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, Options{Now: func() time.Time { return pruneNow }})
+	ids := formOld(t, s, 4,
+		pruneT0, pruneT0.Add(time.Minute), pruneT0.Add(2*time.Minute), pruneT0.Add(3*time.Minute),
+		pruneCut.Add(-2*time.Minute), pruneCut.Add(-time.Minute), pruneCut.Add(time.Minute), pruneCut.Add(2*time.Minute))
+	if len(ids) != 2 {
+		t.Fatalf("formed %v, want 2 batches", ids)
+	}
+	for _, id := range ids {
+		if err := s.Record(ctx, Attempt{BatchID: id, Attempt: 1, At: pruneCut.Add(time.Hour), Host: "mx1",
+			Endpoint: "https://hook.example/", State: StateSucceeded, Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Prune(ctx, pruneCut, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["webhook_batches"] != 1 || got["events"] != 4 {
+		t.Errorf("Prune = %v; want the old batch and its 4 events", got)
+	}
+	if _, _, ok, err := s.WebhookBatchByID(ctx, ids[1]); !ok || err != nil {
+		t.Errorf("the batch across the cutoff was pruned: %v", err)
+	}
+	if evs, err := s.BatchEvents(ctx, ids[1]); err != nil || len(evs) != 4 {
+		t.Errorf("the batch across the cutoff has %d events (%v), want 4", len(evs), err)
+	}
+	noOrphans(t, s)
+	// Once its last event is old, it goes with all of them.
+	got, err = s.Prune(ctx, pruneCut.Add(3*time.Minute), 3)
+	if err != nil || got["webhook_batches"] != 1 || got["events"] != 4 {
+		t.Errorf("Prune later = %v, %v; want the batch and its 4 events", got, err)
+	}
+	noOrphans(t, s)
 }
