@@ -37,7 +37,7 @@ var fields = []Field{
 		Key:     "store.retention",
 		Type:    "duration",
 		Default: `"30d"`,
-		Doc:     `How long the logs are kept: the Event Webhook log with its attempts, the delivery events, the inbound log, bounce messages read, bounce counts and the suppression list's removed entries. serve deletes older rows a minute after it starts and then hourly, but never what is still to be done: events not yet posted, posts queued or deferred, entries scheduled or in effect. Bounce mail about a delivery older than this no longer finds it. From 1d to 3650d; "0" keeps everything.`,
+		Doc:     `How long the logs are kept: the Event Webhook log with its attempts, the delivery events, the inbound log, bounce messages read, bounce counts and the suppression list's removed entries. serve deletes older rows a minute after it starts and then hourly, but never what is still to be done: events not yet posted, posts queued or deferred, entries scheduled or in effect; a batch still pending (a long-deferred one) holds back the pruning of every later event until its retry period ends. Bounce mail about a delivery older than this no longer finds it. From 1d to 3650d; "0" keeps everything.`,
 	},
 	{
 		Key:     "maillog",
