@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -10,9 +12,10 @@ import (
 	"github.com/posthorn/posthorn/sqlite"
 )
 
-// When serve prunes: a minute after it starts, once the log reader has
-// caught up with what it found, and then every hour. An hour's worth of
-// old rows is a few transactions even on a busy relay.
+// When serve prunes: a minute after it starts, out of the way of the
+// start's own writes (it does not wait for the log reader to catch up: a
+// prune yields the writer between transactions), and then every hour. An
+// hour's worth of old rows is a few transactions even on a busy relay.
 const (
 	pruneFirst = time.Minute
 	pruneEvery = time.Hour
@@ -41,8 +44,10 @@ type logPruner struct {
 	count        func(sqlite.Pruned) // the metrics; nil: none
 }
 
-// startPruner starts the pruner of serve; stop ends it and waits for it
-// (a prune in progress stops after its current transaction).
+// startPruner starts the pruner of serve; it ends with ctx or stop, which
+// also waits for it. A prune in progress is cancelled: its current
+// transaction rolls back, what earlier ones deleted stays deleted, and the
+// next run deletes the rest.
 func startPruner(ctx context.Context, cfg *config.Config, store pruneStore, log *slog.Logger, m *metrics) (stop func()) {
 	p := &logPruner{
 		store:        store,
@@ -56,7 +61,7 @@ func startPruner(ctx context.Context, cfg *config.Config, store pruneStore, log 
 	if p.retention == 0 {
 		p.log.Info("logs are kept without limit (store.retention = \"0\")")
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.run(ctx) })
 	return func() { cancel(); wg.Wait() }
@@ -82,7 +87,7 @@ func (p *logPruner) once(ctx context.Context) {
 	start := time.Now()
 	now := p.now()
 	got := sqlite.Pruned{}
-	var err error
+	var errs []error
 	// Counted once the run is logged, so that a test told of the count
 	// finds the line.
 	defer func() {
@@ -91,23 +96,27 @@ func (p *logPruner) once(ctx context.Context) {
 		}
 	}()
 	if p.retention > 0 {
-		got, err = p.store.Prune(ctx, now.Add(-p.retention), 0)
-		if got == nil {
-			got = sqlite.Pruned{}
+		logs, err := p.store.Prune(ctx, now.Add(-p.retention), 0)
+		maps.Copy(got, logs)
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if err == nil {
-		// Observations are only useful until the log reader has read the
-		// message's lines (observation_ttl).
-		for {
-			var n int64
-			n, err = p.store.PruneObservations(ctx, now.Add(-p.observations), sqlite.DefaultPruneBatch)
-			got["observations"] += n
-			if err != nil || n < sqlite.DefaultPruneBatch || ctx.Err() != nil {
-				break
-			}
+	// Observations are only useful until the log reader has read the
+	// message's lines (observation_ttl), a lifetime of their own: they are
+	// pruned even when the logs could not be.
+	for ctx.Err() == nil {
+		n, err := p.store.PruneObservations(ctx, now.Add(-p.observations), sqlite.DefaultPruneBatch)
+		got["observations"] += n
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if n < sqlite.DefaultPruneBatch {
+			break
 		}
 	}
+	err := errors.Join(errs...)
 	attrs := []any{"rows", got.Total(), "took", time.Since(start).Round(time.Millisecond)}
 	for _, t := range prunedTables {
 		if got[t] > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -31,7 +32,9 @@ type prunerHarness struct {
 
 var pruneClock = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func startPrunerHarness(t *testing.T, retention time.Duration) *prunerHarness {
+// startPrunerHarness starts the pruner over a fresh store; wrap, when not
+// nil, stands between the pruner and the store.
+func startPrunerHarness(t *testing.T, retention time.Duration, wrap func(*sqlite.Store) pruneStore) *prunerHarness {
 	t.Helper()
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "posthorn.db"), sqlite.Options{})
 	if err != nil {
@@ -61,8 +64,12 @@ func startPrunerHarness(t *testing.T, retention time.Duration) *prunerHarness {
 		}
 	}
 
+	var ps pruneStore = store
+	if wrap != nil {
+		ps = wrap(store)
+	}
 	p := &logPruner{
-		store:        store,
+		store:        ps,
 		retention:    retention,
 		observations: 7 * 24 * time.Hour,
 		now:          func() time.Time { return pruneClock },
@@ -109,7 +116,7 @@ func (h *prunerHarness) events(t *testing.T) int {
 // older than their TTL, logs each run (info with rows, debug without) and
 // counts the rows.
 func TestPrunerLoop(t *testing.T) {
-	h := startPrunerHarness(t, 30*24*time.Hour)
+	h := startPrunerHarness(t, 30*24*time.Hour, nil)
 
 	got := h.next(t, pruneFirst)
 	if got["events"] != 10 || got["observations"] != 1 || got.Total() != 11 {
@@ -149,7 +156,7 @@ func TestPrunerLoop(t *testing.T) {
 // TestPrunerKeepsLogsWithoutRetention: retention "0" keeps every log row;
 // observations are pruned all the same.
 func TestPrunerKeepsLogsWithoutRetention(t *testing.T) {
-	h := startPrunerHarness(t, 0)
+	h := startPrunerHarness(t, 0, nil)
 	got := h.next(t, pruneFirst)
 	if got.Total() != 1 || got["observations"] != 1 {
 		t.Errorf("prune = %v, want only the old observation", got)
@@ -162,7 +169,7 @@ func TestPrunerKeepsLogsWithoutRetention(t *testing.T) {
 // TestPrunerLogsFailure: a prune that fails is logged at warn, with what
 // it deleted before, and the loop goes on.
 func TestPrunerLogsFailure(t *testing.T) {
-	h := startPrunerHarness(t, 30*24*time.Hour)
+	h := startPrunerHarness(t, 30*24*time.Hour, nil)
 	h.store.Close()
 	if got := h.next(t, pruneFirst); got.Total() != 0 {
 		t.Errorf("prune of a closed store = %v", got)
@@ -173,5 +180,31 @@ func TestPrunerLogsFailure(t *testing.T) {
 	}
 	if got := <-h.waits; got != pruneEvery {
 		t.Errorf("then waits %v, want %v", got, pruneEvery)
+	}
+}
+
+// failingPrune is the real store whose Prune deletes part of the logs and
+// then fails, as a full disk or a damaged page would make it.
+type failingPrune struct{ *sqlite.Store }
+
+func (f failingPrune) Prune(context.Context, time.Time, int) (sqlite.Pruned, error) {
+	return sqlite.Pruned{"events": 3}, errors.New("disk I/O error")
+}
+
+// TestPrunerObservationsDespiteFailure: observations have their own
+// lifetime and are pruned even when pruning the logs fails; the run is
+// logged at warn with both counts and the error.
+func TestPrunerObservationsDespiteFailure(t *testing.T) {
+	h := startPrunerHarness(t, 30*24*time.Hour, func(s *sqlite.Store) pruneStore { return failingPrune{s} })
+	got := h.next(t, pruneFirst)
+	if got["observations"] != 1 || got["events"] != 3 {
+		t.Errorf("prune = %v, want the 3 events reported and the old observation", got)
+	}
+	if _, ok, _ := h.store.Observation(context.Background(), "mx1", "OBS0"); ok {
+		t.Error("the old observation was kept")
+	}
+	if log := h.log.String(); !strings.Contains(log, `level=WARN msg="pruning old rows failed" rows=4`) ||
+		!strings.Contains(log, "observations=1") || !strings.Contains(log, "disk I/O error") {
+		t.Errorf("log:\n%s", log)
 	}
 }
