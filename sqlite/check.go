@@ -47,6 +47,9 @@ func Check(ctx context.Context, path string) (exists bool, err error) {
 	if err := access(path, true); err != nil {
 		return fail(unusable(fmt.Errorf("the file must be readable and writable: %w", err)))
 	}
+	if err := checkLockFile(path); err != nil {
+		return fail(unusable(err))
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fail(err)
@@ -79,4 +82,23 @@ func Check(ctx context.Context, path string) (exists bool, err error) {
 		return fail(explain(err))
 	}
 	return true, nil
+}
+
+// checkLockFile reports a lock file serve could not open at all (Open's
+// acquireLock): it opens the file for reading, as serve's fallback does,
+// and creates nothing. One that is not there is serve's to create.
+func checkLockFile(path string) error {
+	lp := lockPath(path)
+	f, err := openLockFile(lp, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		err = fmt.Errorf("lock file: %w", err)
+		if errors.Is(err, fs.ErrPermission) {
+			err = fmt.Errorf("%w; %s", err, lockFileHint(lp))
+		}
+		return err
+	}
+	return f.Close()
 }

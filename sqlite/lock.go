@@ -3,6 +3,7 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -33,6 +34,17 @@ type fileLock struct {
 // lockPath is the lock file of the database at path.
 func lockPath(path string) string { return path + ".lock" }
 
+// openLockFile opens the lock file: os.OpenFile, a variable so that a
+// test, which may run as root (whom no file mode refuses), can make it
+// refuse.
+var openLockFile = os.OpenFile
+
+// lockFileHint says how to give a lock file created by root back to the
+// service user (packaging/posthorn.sysusers).
+func lockFileHint(lp string) string {
+	return fmt.Sprintf("was posthorn run as root? Give the file to the user posthorn serve runs as: sudo chown posthorn: %s", lp)
+}
+
 // acquireLock takes the exclusive lock of the database at path without
 // waiting, and writes this process's id into the lock file so that the
 // next process that fails to take it can name the holder.
@@ -40,9 +52,24 @@ func acquireLock(path string) (*fileLock, error) {
 	lp := lockPath(path)
 	// 0644: the id of the holder is no secret, and a second posthorn run
 	// by another user can then name it.
-	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLockFile(lp, os.O_RDWR|os.O_CREATE, 0o644)
+	readOnly := false
+	if errors.Is(err, fs.ErrPermission) {
+		// A `sudo posthorn serve` leaves the file root's, 0644: the
+		// service user may still read it, and flock(2) takes an
+		// exclusive lock on a descriptor open for reading. Only the pid
+		// note below is lost.
+		if ro, rerr := openLockFile(lp, os.O_RDONLY, 0); rerr == nil {
+			f, err, readOnly = ro, nil, true
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("lock file: %w", err)
+		err = fmt.Errorf("lock file: %w", err)
+		if errors.Is(err, fs.ErrPermission) {
+			// Restarting will not help: an administrator must act.
+			return nil, unusable(fmt.Errorf("%w; %s", err, lockFileHint(lp)))
+		}
+		return nil, err
 	}
 	locked, err := tryLock(f)
 	if err != nil {
@@ -61,6 +88,9 @@ func acquireLock(path string) (*fileLock, error) {
 	}
 	// The id is only a hint for the message above; failing to write it
 	// leaves the lock in force.
+	if readOnly {
+		return &fileLock{f: f, path: lp}, nil
+	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
