@@ -1,6 +1,7 @@
 package logtail
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -518,6 +519,34 @@ func (c *Correlator) settleStale() {
 	for _, p := range stale {
 		c.settle(p)
 	}
+}
+
+// SettleHeld releases every held "sent" line as succeeded and returns
+// those events; the returned slice is reused by the next call. It is for
+// the end of a finite input (posthorn parse): a content filter's
+// re-injection logs its client= line before the filter answers, so a queue
+// ID not seen by the end of the input is no hand-off, the judgement
+// settleStale makes after Grace. serve never calls it: its held lines are
+// persisted and settled by the log that follows.
+func (c *Correlator) SettleHeld() []event.Event {
+	c.out = c.out[:0]
+	var held []*msgState
+	for _, pk := range c.awaiting {
+		if p := c.open[pk]; p != nil && !slices.Contains(held, p) {
+			held = append(held, p)
+		}
+	}
+	// Map order is random; the output must not be.
+	slices.SortFunc(held, func(a, b *msgState) int {
+		if d := a.LastSeen.Compare(b.LastSeen); d != 0 {
+			return d
+		}
+		return cmp.Or(strings.Compare(a.key.Host, b.key.Host), strings.Compare(a.key.QueueID, b.key.QueueID))
+	})
+	for _, p := range held {
+		c.settle(p)
+	}
+	return c.out
 }
 
 // Flush returns the messages changed and closed since the last Flush, for

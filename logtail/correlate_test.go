@@ -132,6 +132,51 @@ func TestCorrelateGolden(t *testing.T) {
 	}
 }
 
+// TestCorrelateEndOfInput: posthorn parse settles the "sent" lines still
+// held when its input ends (SettleHeld): a loopback relay's queue ID never
+// seen is a delivery (succeeded), one seen is a hand-off and stays so. The
+// golden has the events of the input, then those the end released.
+func TestCorrelateEndOfInput(t *testing.T) {
+	for _, in := range glob(t, "testdata/end/*.log") {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			sink := &memSink{}
+			corr := NewCorrelator(CorrelatorOptions{})
+			tl := &Tailer{Source: &sliceSource{lines: readLines(t, in), per: 3}, Sink: sink, Resolver: NewResolver(time.UTC, goldenRef, 0), Correlator: corr}
+			if err := tl.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			for i := range sink.events {
+				got.Write(sink.events[i].AppendJSON(nil))
+				got.WriteByte('\n')
+			}
+			got.WriteString("# end of input\n")
+			for _, ev := range corr.SettleHeld() {
+				got.Write(ev.AppendJSON(nil))
+				got.WriteByte('\n')
+			}
+			if again := corr.SettleHeld(); len(again) != 0 {
+				t.Errorf("a second SettleHeld released %d more", len(again))
+			}
+			st := corr.Stats()
+			fmt.Fprintf(&got, "# succeeded=%d open=%d\n", st.Events[event.Succeeded], corr.Open())
+			golden := strings.TrimSuffix(in, ".log") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got.String()); diff != "" {
+				t.Errorf("events differ from %s (-want +got):\n%s", golden, diff)
+			}
+		})
+	}
+}
+
 func glob(t *testing.T, pattern string) []string {
 	m, err := filepath.Glob(pattern)
 	if err != nil {

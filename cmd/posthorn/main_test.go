@@ -111,6 +111,20 @@ func TestParseSampleCSV(t *testing.T) {
 	}
 }
 
+// An input that ends after a "sent" to a loopback relay (a tunnel, its
+// queue ID never seen) and before the message's "removed" still gives the
+// delivery.
+func TestParseSettlesHeldAtEnd(t *testing.T) {
+	log := writeFile(t, "cut.log", []byte(`Nov 20 09:00:00 mx postfix/smtpd[100]: 5A1B2C3D4E: client=app.example.net[198.51.100.7]
+Nov 20 09:00:00 mx postfix/qmgr[102]: 5A1B2C3D4E: from=<app@example.net>, size=1500, nrcpt=1 (queue active)
+Nov 20 09:00:02 mx postfix/smtp[103]: 5A1B2C3D4E: to=<a@remote.example>, relay=127.0.0.1[127.0.0.1]:10465, delay=2, delays=0/0/1/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9F8E7D6C5B)
+`))
+	code, out, errs := runCmd(t, "parse", log)
+	if code != exitOK || !strings.Contains(out, `"event":"succeeded"`) || !strings.Contains(errs, "succeeded 1") {
+		t.Errorf("exit %d, output:\n%s\nstderr:\n%s", code, out, errs)
+	}
+}
+
 func TestServeRefusesACorruptDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db := writeFile(t, "posthorn.db", bytes.Repeat([]byte("not a database "), 1000))
