@@ -795,7 +795,10 @@ func scanBatch(sc interface{ Scan(...any) error }, extra ...any) (WebhookBatch, 
 		return WebhookBatch{}, err
 	}
 	b.Received, b.LastEvent = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
-	b.FirstAttempt, b.NextAttempt, b.Leased = fromNanos(firstAttempt), fromNanos(next), lease.Valid
+	// Only a pending batch can be in flight: older binaries failed some
+	// batches without clearing an expired lease.
+	pendingState := b.State == StateQueued || b.State == StateDeferred
+	b.FirstAttempt, b.NextAttempt, b.Leased = fromNanos(firstAttempt), fromNanos(next), lease.Valid && pendingState
 	b.Created, b.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	b.RetrySince = time.Unix(0, since).UTC()
 	return b, nil
