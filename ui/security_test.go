@@ -468,7 +468,17 @@ func TestExpiredSessionPost(t *testing.T) {
 		{"browser, POST-only route", "/posts/b0001/replay", []string{"Sec-Fetch-Mode", "navigate"}, http.StatusSeeOther, "/login", ""},
 		{"htmx", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", c.base + "/events?status=failed"},
 			http.StatusUnauthorized, "", "/login?next=%2Fevents%3Fstatus%3Dfailed"},
+		// Behind a proxy that rewrites Host the page's URL names another
+		// host: its path is still where to come back to.
+		{"htmx behind a proxy", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", "https://console.example.com/posts?status=failed"},
+			http.StatusUnauthorized, "", "/login?next=%2Fposts%3Fstatus%3Dfailed"},
+		// Only the path is kept, so another origin's URL cannot send the
+		// login anywhere but to a page of the console.
 		{"htmx, another origin", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", "https://evil.example/x"},
+			http.StatusUnauthorized, "", "/login?next=%2Fx"},
+		{"htmx, scheme-relative path", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", "https://evil.example//evil.example/x"},
+			http.StatusUnauthorized, "", "/login?next=%2F"},
+		{"htmx, start page", "/posts/b0001/replay", []string{"HX-Request", "true", "HX-Current-URL", "https://console.example.com/"},
 			http.StatusUnauthorized, "", "/login"},
 		{"program", "/settings/event-webhook", []string{"Accept", "application/json"}, http.StatusUnauthorized, "", ""},
 	} {

@@ -165,13 +165,13 @@ type Server struct {
 	// the page it redirects to.
 	addResults addResults
 
-	// loginMu serialises the check-verify-record sequence of logins, so
-	// that parallel guesses cannot all pass the rate limit before any of
-	// them is recorded, and bounds argon2's memory to one hash at a time.
 	// sealer seals secrets typed into a form that is shown again
 	// (secret.go).
 	sealer cipher.AEAD
 
+	// loginMu serialises the check-verify-record sequence of logins, so
+	// that parallel guesses cannot all pass the rate limit before any of
+	// them is recorded, and bounds argon2's memory to one hash at a time.
 	loginMu   sync.Mutex
 	dummyHash string
 
@@ -391,10 +391,15 @@ func (s *Server) guard(rt route) http.Handler {
 // for, or after a form post (whose input is lost with the session) to the
 // form's page. htmx gets 401 with HX-Redirect, which it follows, to come
 // back to the page it was on. Other clients get 401.
+//
+// HX-Current-URL's host is not compared with the request's: a reverse
+// proxy may rewrite Host, and only the URL's path and query are kept,
+// through localPath, so another origin's URL can only name a page of this
+// console.
 func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("HX-Request") != "" {
 		to := "/login"
-		if u, err := url.Parse(r.Header.Get("HX-Current-URL")); err == nil && u.Host == r.Host && u.Path != "" && u.Path != "/" {
+		if u, err := url.Parse(r.Header.Get("HX-Current-URL")); err == nil && u.Path != "" && u.Path != "/" {
 			to += "?next=" + url.QueryEscape(localPath(u.RequestURI()))
 		}
 		w.Header().Set("HX-Redirect", to)
