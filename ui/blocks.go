@@ -607,7 +607,7 @@ func (s *Server) blocksCSV(w http.ResponseWriter, r *http.Request) {
 			row = append(row[:0], e.Address, e.Reason, e.Status, strconv.Itoa(e.Occurrences),
 				show(e.Created), show(e.Scheduled), show(e.Expires), show(e.Removed))
 			for j := range row {
-				row[j] = csvSafe(strings.ToValidUTF8(row[j], "\uFFFD"))
+				row[j] = csvSafe(row[j])
 			}
 			if err = cw.Write(row); err != nil {
 				break

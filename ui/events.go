@@ -82,9 +82,11 @@ func (s *Server) eventDetail(w http.ResponseWriter, r *http.Request) {
 		// The endpoint, code and answer of the post that carried the
 		// event, not today's settings, which may name another endpoint
 		// or not post the event at all.
+		// The event itself is what was asked for: a failed look-up of its
+		// post is logged and the page shown without that part.
 		if d.PostID, d.Last, _, err = s.posts.EventPost(ctx, e.Time, e.ID); err != nil {
-			s.serverError(w, r, err)
-			return
+			s.log.Warn("console: the post of an event could not be read", "event", e.ID, "err", err)
+			d.PostID, d.Last = "", nil
 		}
 	}
 	status := http.StatusOK
@@ -148,10 +150,10 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 	_ = cw.Write(csvHeader)
 	row := make([]string, len(csvHeader))
 	rows := 0
+	// endpoint is where the post that carried the event went (the
+	// endpointUrl column), empty when it was never posted.
 	write := func(e *event.Event, endpoint string) error {
-		if endpoint != "" {
-			endpoint = shownEndpoint(ctx, endpoint)
-		}
+		endpoint = shownEndpoint(ctx, endpoint)
 		class := ""
 		if e.Class != event.ClassNone {
 			class = e.Class.String()
@@ -160,8 +162,7 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 			e.Time.In(s.loc).Format(time.RFC3339), string(e.Type), e.Host, endpoint, e.Reason,
 			e.To, e.OrigTo, e.ReturnPath, e.MessageID, e.QueueID, e.DSN, e.Relay, class, e.ID)
 		for i := range row {
-			// Reasons are what remote servers wrote, not always UTF-8.
-			row[i] = csvSafe(strings.ToValidUTF8(row[i], "\uFFFD"))
+			row[i] = csvSafe(row[i])
 		}
 		rows++
 		if err := cw.Write(row); err != nil {
@@ -169,8 +170,6 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 		}
 		return ctx.Err()
 	}
-	// endpointUrl is where the post that carried the event went, empty
-	// when it was never posted.
 	var err error
 	if s.posts != nil {
 		err = s.posts.EachEventPosted(ctx, search.Query, write)
@@ -188,11 +187,14 @@ func (s *Server) eventCSV(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// csvSafe keeps a spreadsheet from running a cell as a formula: a reason
-// text is written by the remote SMTP server, so a cell starting with = + -
-// @ (or a tab or CR, which some programs skip) gets a leading apostrophe,
-// as OWASP's "CSV Injection" page recommends.
+// csvSafe makes s a CSV cell: valid UTF-8 (event.ValidUTF8: reasons are
+// what remote servers wrote, not always UTF-8), and never run by a
+// spreadsheet as a formula: a reason text is written by the remote SMTP
+// server, so a cell starting with = + - @ (or a tab or CR, which some
+// programs skip) gets a leading apostrophe, as OWASP's "CSV Injection"
+// page recommends.
 func csvSafe(s string) string {
+	s = event.ValidUTF8(s)
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
 	}

@@ -1,8 +1,11 @@
 package ui
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -177,13 +180,49 @@ func TestEventDetail(t *testing.T) {
 	}
 }
 
+// brokenEventPost is the production post log whose EventPost fails, as a
+// store that cannot be read does.
+type brokenEventPost struct{ PostLog }
+
+func (brokenEventPost) EventPost(context.Context, time.Time, string) (string, *PostAttempt, bool, error) {
+	return "", nil, false, errors.New("disk I/O error")
+}
+
+// TestEventDetailPostUnreadable: when the post of an event cannot be read,
+// the event is still shown (without the post part) and the failure is
+// logged as a warning, not a 500 for the whole page.
+func TestEventDetailPostUnreadable(t *testing.T) {
+	var logs bytes.Buffer
+	e := newEnv(t, func(o *Options) {
+		withPosts(o)
+		o.Posts = brokenEventPost{o.Posts}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	evs := testEvents(3)
+	e.commit(evs)
+	formBatch(t, e.store, "b1", "deliveries", 1, 3, sqlite.Attempt{Attempt: 1, At: testNow,
+		Endpoint: "https://hooks.example.com/in", State: PostSucceeded, Status: 200})
+	c := e.client()
+	c.login()
+	for _, header := range [][]string{{"HX-Request", "true", "HX-Target", "dialog"}, nil} {
+		resp, body := c.get(eventKey(&evs[1]), header...)
+		wantStatus(t, resp, http.StatusOK, body)
+		if !strings.Contains(body, evs[1].To) || strings.Contains(body, "detail-post") || strings.Contains(body, "detail-code") {
+			t.Errorf("the event without its post (%v):\n%s", header, body)
+		}
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "disk I/O error") {
+		t.Errorf("the failure is not logged as a warning:\n%s", logs.String())
+	}
+}
+
 // TestEventCSVEndpoint: endpointUrl is where the post that carried the
 // event went, without its token, and empty for an event never posted; a
 // reason that is not UTF-8 is made valid.
 func TestEventCSVEndpoint(t *testing.T) {
 	e := newEnv(t, withPosts)
 	evs := testEvents(30)
-	evs[22].Reason = "bad \xff byte"
+	evs[22].Reason = "bad \xff\xfe byte"
 	e.commit(evs)
 	formBatch(t, e.store, "b-old", "deliveries", 21, 27,
 		sqlite.Attempt{Attempt: 1, At: testNow, Endpoint: "https://old.example/hook?token=SECRET-TOKEN", State: PostSucceeded, Status: 200})
@@ -207,8 +246,25 @@ func TestEventCSVEndpoint(t *testing.T) {
 			t.Errorf("row %d (%s): endpointUrl %q, want %q", i, r[1], r[3], want)
 		}
 	}
-	if r := records[23]; r[4] != "bad \uFFFD byte" {
+	if r := records[23]; r[4] != "bad \uFFFD\uFFFD byte" { // one per byte, as in JSON
 		t.Errorf("reason %q", r[4])
+	}
+}
+
+// TestCSVSafe: a cell is valid UTF-8 (one U+FFFD per invalid byte) and
+// never starts a formula.
+func TestCSVSafe(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"plain", "plain"},
+		{"=1+1", "'=1+1"},
+		{"\xff=x", "\uFFFD=x"},
+		{"-\xff\xfe", "'-\uFFFD\uFFFD"},
+		{"\t@x", "'\t@x"},
+	} {
+		if got := csvSafe(tc.in); got != tc.want {
+			t.Errorf("csvSafe(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -109,7 +108,7 @@ func (s *Server) writeInboundCSV(ctx context.Context, q event.InboundQuery, w io
 		row = append(row[:0], e.Time.In(s.loc).Format(time.RFC3339), string(e.Status), e.From, e.To, e.Host,
 			e.MessageID, e.Filter, e.Reason)
 		for i := range row {
-			row[i] = csvSafe(strings.ToValidUTF8(row[i], "\uFFFD"))
+			row[i] = csvSafe(row[i])
 		}
 		rows++
 		if err := cw.Write(row); err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/event"
@@ -311,7 +310,7 @@ func (s *Server) postCSV(w http.ResponseWriter, r *http.Request) {
 	err := s.posts.EachPost(ctx, search.query(), func(p *Post) error {
 		row = append(row[:0], p.Received.In(s.loc).Format(time.RFC3339), p.Status, p.Host, shownEndpoint(ctx, p.Endpoint), p.Reason)
 		for i := range row {
-			row[i] = csvSafe(strings.ToValidUTF8(row[i], "\uFFFD"))
+			row[i] = csvSafe(row[i])
 		}
 		rows++
 		if err := cw.Write(row); err != nil {

@@ -147,8 +147,8 @@ func writeInboundCSV(ctx context.Context, store *sqlite.Store, q event.InboundQu
 		return err
 	}
 	err := store.EachInboundLog(ctx, q, func(e *event.InboundLogEntry) error {
-		return cw.Write([]string{received(e.Time), string(e.Status), utf8Only(e.From), utf8Only(e.To), utf8Only(e.Host),
-			utf8Only(e.MessageID), utf8Only(e.Filter), utf8Only(e.Reason)})
+		return cw.Write([]string{received(e.Time), string(e.Status), event.ValidUTF8(e.From), event.ValidUTF8(e.To), event.ValidUTF8(e.Host),
+			event.ValidUTF8(e.MessageID), event.ValidUTF8(e.Filter), event.ValidUTF8(e.Reason)})
 	})
 	if err != nil {
 		return err

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
+	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 )
@@ -145,19 +145,12 @@ func writeLogCSV(w io.Writer, rows []sqlite.WebhookBatch) error {
 		return err
 	}
 	for _, b := range rows {
-		if err := cw.Write([]string{received(b.Received), b.State, utf8Only(b.Host), settings.LogEndpoint(b.Endpoint), utf8Only(logReason(b.State, b.Reason))}); err != nil {
+		if err := cw.Write([]string{received(b.Received), b.State, event.ValidUTF8(b.Host), settings.LogEndpoint(b.Endpoint), event.ValidUTF8(logReason(b.State, b.Reason))}); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
-}
-
-func utf8Only(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func writeLogTable(w io.Writer, rows []sqlite.WebhookBatch) error {
@@ -176,7 +169,7 @@ func writeLogTable(w io.Writer, rows []sqlite.WebhookBatch) error {
 
 // oneLine keeps a table row on one line.
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(utf8Only(s)), " ")
+	s = strings.Join(strings.Fields(event.ValidUTF8(s)), " ")
 	if len(s) > n {
 		s = s[:n] + "…"
 	}

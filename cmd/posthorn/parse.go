@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/logtail"
@@ -232,9 +231,7 @@ func (p *printSink) Commit(_ context.Context, b event.Batch) error {
 			for i, f := range p.row {
 				// As in the JSON output: invalid UTF-8 (a log line is
 				// bytes) becomes U+FFFD, so spreadsheets get valid text.
-				if !utf8.ValidString(f) {
-					p.row[i] = strings.Map(func(r rune) rune { return r }, f) // one U+FFFD per bad byte, as JSON
-				}
+				p.row[i] = event.ValidUTF8(f)
 			}
 			if err := p.csv.Write(p.row); err != nil {
 				return err

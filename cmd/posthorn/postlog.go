@@ -85,7 +85,7 @@ func (c consolePosts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.
 
 func toAttempt(a *sqlite.WebhookAttempt) ui.PostAttempt {
 	return ui.PostAttempt{Attempt: a.Attempt, At: a.At, Host: a.Host, Endpoint: a.Endpoint, Status: a.State,
-		Code: a.Status, Reason: a.Reason, Response: utf8Only(string(a.Response))}
+		Code: a.Status, Reason: a.Reason, Response: event.ValidUTF8(string(a.Response))}
 }
 
 func (c consolePosts) EventPost(ctx context.Context, t time.Time, id string) (string, *ui.PostAttempt, bool, error) {

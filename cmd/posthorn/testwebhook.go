@@ -93,7 +93,7 @@ func runTestWebhook(ctx context.Context, args []string, stdout, stderr io.Writer
 		if res.Read > len(res.Response) || res.Truncated {
 			more = fmt.Sprintf(" (first %d of %d+ bytes)", len(res.Response), res.Read)
 		}
-		fmt.Fprintf(stdout, "answer%s:\n%s\n", more, utf8Only(string(res.Response)))
+		fmt.Fprintf(stdout, "answer%s:\n%s\n", more, event.ValidUTF8(string(res.Response)))
 	}
 	if res.Outcome != dispatcher.Success {
 		return exitFail

@@ -17,6 +17,7 @@ import (
 
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
+	"github.com/posthorn/posthorn/event"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
@@ -161,7 +162,7 @@ func consoleTestPost(cfg *config.Config) func(context.Context, settings.EventWeb
 			ids[i] = evs[i].ID
 		}
 		res := p.Post(ctx, dispatcher.NewRequest(s, dispatcher.BatchID(family, ids), 1, ct, body))
-		out := ui.TestResult{Status: res.Status, Head: utf8Only(string(res.Response))}
+		out := ui.TestResult{Status: res.Status, Head: event.ValidUTF8(string(res.Response))}
 		if res.Outcome != dispatcher.Success {
 			return out, errors.New(res.Reason)
 		}
