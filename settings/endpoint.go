@@ -47,10 +47,10 @@ func PlainHTTPFields(ew *EventWebhook, in *Inbound) []string {
 	return out
 }
 
-// shownEndpoint is LogEndpoint with a mark where something was left out,
+// markedEndpoint is LogEndpoint with a mark where something was left out,
 // for the settings' String: an administrator reading the log should see
 // that the URL goes on.
-func shownEndpoint(raw string) string {
+func markedEndpoint(raw string) string {
 	out := LogEndpoint(raw)
 	if u, err := url.Parse(raw); err == nil && (u.RawQuery != "" || u.User != nil || u.Fragment != "") {
 		out += " (query and credentials hidden)"

@@ -159,7 +159,7 @@ func (s Inbound) AllowsDomain(domain string) bool {
 // String describes a filter for logs without any secret.
 func (f InboundFilter) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "inbound filter %q %s", f.Name, shownEndpoint(f.Endpoint))
+	fmt.Fprintf(&b, "inbound filter %q %s", f.Name, markedEndpoint(f.Endpoint))
 	if f.JSON {
 		b.WriteString(" json")
 	} else {

@@ -148,7 +148,7 @@ func (s EventWebhook) String() string {
 	if s.Endpoint == "" {
 		b.WriteString("event webhook off (no endpoint)")
 	} else {
-		fmt.Fprintf(&b, "event webhook %s", shownEndpoint(s.Endpoint))
+		fmt.Fprintf(&b, "event webhook %s", markedEndpoint(s.Endpoint))
 	}
 	fmt.Fprintf(&b, " version %d", s.Version)
 	if s.JSON {
