@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/event"
+	storeconsole "github.com/posthorn/posthorn/internal/console"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
@@ -152,7 +153,7 @@ func newConsoleBench() (*consoleBench, error) {
 	}
 	zone := time.FixedZone("JST", 9*3600)
 	console, err := ui.New(ui.Options{
-		Store: store, Settings: store, Inbound: store, Posts: benchPosts{store}, Location: zone, PasswordParams: &cheap,
+		Store: store, Settings: store, Inbound: store, Posts: storeconsole.Posts{Store: store}, Location: zone, PasswordParams: &cheap,
 		Now: func() time.Time { return end },
 	})
 	if err != nil {
@@ -392,90 +393,4 @@ func seedBenchPosts(ctx context.Context, path string) error {
 		}
 	}
 	return nil
-}
-
-// benchPosts is the post log over the store as cmd/posthorn's
-// consolePosts adapts it (which cmd/posthorn's tests check).
-type benchPosts struct{ s *sqlite.Store }
-
-func (p benchPosts) query(q ui.PostQuery) sqlite.WebhookLogQuery {
-	return sqlite.WebhookLogQuery{Since: q.Since, Until: q.Until, States: q.Statuses, Limit: q.Limit, Newest: q.Newest}
-}
-
-func benchPost(b *sqlite.WebhookBatch) ui.Post {
-	return ui.Post{ID: b.ID, Family: b.Family, Status: b.State, Events: b.Events, Received: b.Received, LastEvent: b.LastEvent,
-		Host: b.Host, Endpoint: b.Endpoint, Attempts: b.Attempts, LastCode: b.LastStatus, Reason: b.Reason, NextAttempt: b.NextAttempt}
-}
-
-func benchAttempt(a *sqlite.WebhookAttempt) ui.PostAttempt {
-	return ui.PostAttempt{Attempt: a.Attempt, At: a.At, Host: a.Host, Endpoint: a.Endpoint, Status: a.State, Code: a.Status,
-		Reason: a.Reason, Response: string(a.Response)}
-}
-
-func (p benchPosts) Posts(ctx context.Context, q ui.PostQuery) ([]ui.Post, error) {
-	rows, err := p.s.WebhookLog(ctx, p.query(q))
-	out := make([]ui.Post, len(rows))
-	for i := range rows {
-		out[i] = benchPost(&rows[i])
-	}
-	return out, err
-}
-
-func (p benchPosts) EachPost(ctx context.Context, q ui.PostQuery, fn func(*ui.Post) error) error {
-	sq := p.query(q)
-	sq.Limit, sq.Newest = 1000, false
-	for {
-		rows, err := p.s.WebhookLog(ctx, sq)
-		if err != nil {
-			return err
-		}
-		for i := range rows {
-			r := benchPost(&rows[i])
-			if err := fn(&r); err != nil {
-				return err
-			}
-		}
-		if len(rows) < sq.Limit {
-			return nil
-		}
-		sq.AfterReceived, sq.AfterID = rows[len(rows)-1].Received, rows[len(rows)-1].ID
-	}
-}
-
-func (p benchPosts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.PostAttempt, []event.Event, bool, error) {
-	b, attempts, ok, err := p.s.WebhookBatchByID(ctx, id)
-	if err != nil || !ok {
-		return ui.Post{}, nil, nil, false, err
-	}
-	out := make([]ui.PostAttempt, len(attempts))
-	for i := range attempts {
-		out[i] = benchAttempt(&attempts[i])
-	}
-	evs, err := p.s.BatchEvents(ctx, id)
-	return benchPost(&b), out, evs, err == nil, err
-}
-
-func (p benchPosts) EventPost(ctx context.Context, t time.Time, id string) (string, *ui.PostAttempt, bool, error) {
-	ep, ok, err := p.s.EventPostOf(ctx, t, id)
-	if err != nil || !ok {
-		return "", nil, false, err
-	}
-	var last *ui.PostAttempt
-	if ep.Last != nil {
-		a := benchAttempt(ep.Last)
-		last = &a
-	}
-	return ep.BatchID, last, true, nil
-}
-
-func (p benchPosts) EachEventPosted(ctx context.Context, q event.Query, fn func(*event.Event, string) error) error {
-	return p.s.EachEventPosted(ctx, q, fn)
-}
-
-func (p benchPosts) Replay(ctx context.Context, post ui.Post, now time.Time) (int, int64, error) {
-	return p.s.Requeue(ctx, sqlite.WebhookLogQuery{ID: post.ID, States: []string{sqlite.StateFailed}}, now)
-}
-
-func (p benchPosts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
-	return p.s.CountWebhookPostsSince(ctx, since)
 }

@@ -68,7 +68,7 @@ func TestPostLog(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/posts?page=2&replayed=1&status=failed" {
 		t.Errorf("after replay to %q", loc)
 	}
-	if p, _, _, _, _ := (storePosts{e.store}).PostDetail(context.Background(), "b0003"); p.Status != PostQueued {
+	if p, _, _, _, _ := storePosts(e.store).PostDetail(context.Background(), "b0003"); p.Status != PostQueued {
 		t.Errorf("after replay the post is %s", p.Status)
 	}
 	_, body = c.get("/posts?replayed=1")

@@ -35,10 +35,14 @@ type WebhookStatus struct {
 // what came of it.
 type LastAttempt struct {
 	At       time.Time
-	Endpoint string // or the inbound filter's name and endpoint
-	Result   string // succeeded, deferred, failed
-	Code     int    // HTTP status, 0 when no answer came
-	Reason   string
+	Endpoint string // as stored: the console strips it for display
+	// Filter is the inbound filter the attempt posted for, on the
+	// Inbound Webhook's own row, which the console names instead of an
+	// endpoint (a filter's row names its filter in its heading).
+	Filter string
+	Result string // succeeded, deferred, failed
+	Code   int    // HTTP status, 0 when no answer came
+	Reason string
 }
 
 func webhookName(ctx context.Context, w string) string {

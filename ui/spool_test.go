@@ -17,9 +17,9 @@ func (f fakeSpool) SpoolStatus(context.Context) ([]WebhookStatus, error) { retur
 func TestDashboardSpool(t *testing.T) {
 	spool := fakeSpool{
 		{Webhook: "event", Pending: 1234, Oldest: testNow.Add(-90 * time.Minute),
-			Last: LastAttempt{At: testNow.Add(-42 * time.Second), Endpoint: "https://hooks.example.com/e", Result: PostDeferred, Code: 503, Reason: "HTTP 503: <b>busy</b>"}},
+			Last: LastAttempt{At: testNow.Add(-42 * time.Second), Endpoint: "https://hooks.example.com/e?token=EVENT-SECRET", Result: PostDeferred, Code: 503, Reason: "HTTP 503: <b>busy</b>"}},
 		{Webhook: "inbound", Pending: 1, Oldest: testNow.Add(-10 * time.Minute),
-			Last: LastAttempt{At: testNow.Add(-time.Minute), Endpoint: "filter support", Result: PostSucceeded, Code: 200}},
+			Last: LastAttempt{At: testNow.Add(-time.Minute), Endpoint: "https://support.example/hook?token=SECRET", Filter: "support", Result: PostSucceeded, Code: 200}},
 		{Webhook: "inbound", Filter: "orders", Endpoint: "https://orders.example/hook?token=SECRET", Pending: 1, Oldest: testNow.Add(-10 * time.Minute),
 			Last: LastAttempt{At: testNow.Add(-2 * time.Minute), Result: PostDeferred, Code: 503, Reason: "HTTP 503"}},
 		{Webhook: "inbound", Filter: "support", Endpoint: "https://support.example/hook"},
@@ -39,8 +39,11 @@ func TestDashboardSpool(t *testing.T) {
 		t.Error("a reason is not escaped")
 	}
 	// One row per filter, the dead one visible though the webhook's
-	// latest attempt succeeded; no endpoint token.
-	for _, want := range []string{`data-testid="spool-filter-orders"`, `data-testid="spool-filter-support"`, "nothing waiting", "HTTP 503"} {
+	// latest attempt succeeded; the Inbound Webhook's row names the filter
+	// of its latest attempt, the Event Webhook's the endpoint without its
+	// query; no endpoint token.
+	for _, want := range []string{`data-testid="spool-filter-orders"`, `data-testid="spool-filter-support"`, "nothing waiting", "HTTP 503",
+		`<div class="addr">https://hooks.example.com/e</div>`, `<div class="addr">Inbound filter support</div>`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the backlog table lacks %s", want)
 		}

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,87 +10,17 @@ import (
 	"github.com/posthorn/posthorn/sqlite"
 )
 
-// storePosts is the post log over a real store, as cmd/posthorn's
-// consolePosts adapts it (which cmd/posthorn's own tests check); the
-// console's tests use it so that the screens meet real rows and queries.
-type storePosts struct{ s *sqlite.Store }
+// StorePosts is the post log over a real store that the console's tests
+// use: internal/console's production adapter, which this package cannot
+// import (it imports ui), so console_test.go (package ui_test, in the same
+// test binary) sets it.
+var StorePosts func(*sqlite.Store) PostLog
 
-func (p storePosts) query(q PostQuery) sqlite.WebhookLogQuery {
-	return sqlite.WebhookLogQuery{Since: q.Since, Until: q.Until, States: q.Statuses, Limit: q.Limit, Newest: q.Newest}
-}
-
-func toTestPost(b *sqlite.WebhookBatch) Post {
-	return Post{ID: b.ID, Family: b.Family, Status: b.State, Events: b.Events, Received: b.Received, LastEvent: b.LastEvent,
-		Host: b.Host, Endpoint: b.Endpoint, Attempts: b.Attempts, LastCode: b.LastStatus, Reason: b.Reason, NextAttempt: b.NextAttempt}
-}
-
-func toTestAttempt(a *sqlite.WebhookAttempt) PostAttempt {
-	return PostAttempt{Attempt: a.Attempt, At: a.At, Host: a.Host, Endpoint: a.Endpoint, Status: a.State, Code: a.Status,
-		Reason: a.Reason, Response: strings.ToValidUTF8(string(a.Response), "\uFFFD")}
-}
-
-func (p storePosts) Posts(ctx context.Context, q PostQuery) ([]Post, error) {
-	rows, err := p.s.WebhookLog(ctx, p.query(q))
-	out := make([]Post, len(rows))
-	for i := range rows {
-		out[i] = toTestPost(&rows[i])
+func storePosts(s *sqlite.Store) PostLog {
+	if StorePosts == nil {
+		panic("ui tests: StorePosts not set (console_test.go sets it)")
 	}
-	return out, err
-}
-
-func (p storePosts) EachPost(ctx context.Context, q PostQuery, fn func(*Post) error) error {
-	sq := p.query(q)
-	sq.Limit, sq.Newest = 7, false // small pages: the paging is exercised
-	for {
-		rows, err := p.s.WebhookLog(ctx, sq)
-		if err != nil {
-			return err
-		}
-		for i := range rows {
-			r := toTestPost(&rows[i])
-			if err := fn(&r); err != nil {
-				return err
-			}
-		}
-		if len(rows) < sq.Limit {
-			return nil
-		}
-		sq.AfterReceived, sq.AfterID = rows[len(rows)-1].Received, rows[len(rows)-1].ID
-	}
-}
-
-func (p storePosts) PostDetail(ctx context.Context, id string) (Post, []PostAttempt, []event.Event, bool, error) {
-	b, attempts, ok, err := p.s.WebhookBatchByID(ctx, id)
-	if err != nil || !ok {
-		return Post{}, nil, nil, false, err
-	}
-	out := make([]PostAttempt, len(attempts))
-	for i := range attempts {
-		out[i] = toTestAttempt(&attempts[i])
-	}
-	evs, err := p.s.BatchEvents(ctx, id)
-	return toTestPost(&b), out, evs, err == nil, err
-}
-
-func (p storePosts) EventPost(ctx context.Context, t time.Time, id string) (string, *PostAttempt, bool, error) {
-	ep, ok, err := p.s.EventPostOf(ctx, t, id)
-	if err != nil || !ok {
-		return "", nil, false, err
-	}
-	var last *PostAttempt
-	if ep.Last != nil {
-		a := toTestAttempt(ep.Last)
-		last = &a
-	}
-	return ep.BatchID, last, true, nil
-}
-
-func (p storePosts) EachEventPosted(ctx context.Context, q event.Query, fn func(*event.Event, string) error) error {
-	return p.s.EachEventPosted(ctx, q, fn)
-}
-
-func (p storePosts) Replay(ctx context.Context, post Post, now time.Time) (int, int64, error) {
-	return p.s.Requeue(ctx, sqlite.WebhookLogQuery{ID: post.ID, States: []string{sqlite.StateFailed}}, now)
+	return StorePosts(s)
 }
 
 // testEndpoint carries a token in its query, which the console must never
@@ -156,7 +85,7 @@ func seedPosts(t testing.TB, s *sqlite.Store, n int, reasons map[int]string) {
 }
 
 // withPosts turns on the post log over the env's store.
-func withPosts(o *Options) { o.Posts = storePosts{o.Store.(*sqlite.Store)} }
+func withPosts(o *Options) { o.Posts = storePosts(o.Store.(*sqlite.Store)) }
 
 // formBatch stores a batch of family over seqs [first, last] (as the
 // dispatcher forms them) and records its attempts.
@@ -174,8 +103,4 @@ func formBatch(t testing.TB, s *sqlite.Store, id, family string, first, last int
 			t.Fatal(err)
 		}
 	}
-}
-
-func (p storePosts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
-	return p.s.CountWebhookPostsSince(ctx, since)
 }

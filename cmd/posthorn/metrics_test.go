@@ -17,6 +17,7 @@ import (
 
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/console"
 	"github.com/posthorn/posthorn/logtail"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
@@ -40,7 +41,7 @@ func TestMetricsScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	spool := consoleSpool{store}
+	spool := console.Spool{Store: store}
 
 	now := sampleWritten.Add(time.Hour)
 	m := newMetrics(func() time.Time { return now })

@@ -16,6 +16,7 @@ import (
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/console"
 	"github.com/posthorn/posthorn/logtail"
 	"github.com/posthorn/posthorn/sqlite"
 )
@@ -183,7 +184,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, d daemon) 
 	}
 	var consoleMetrics http.Handler
 	if cfg.Metrics.Listen != "" || cfg.Metrics.Public {
-		m.follow(tailer, consoleSpool{store}, store.Path())
+		m.follow(tailer, console.Spool{Store: store}, store.Path())
 		m.followWebhook(wh.d.Stats)
 		if cfg.Metrics.Public {
 			consoleMetrics = m.handler(log)

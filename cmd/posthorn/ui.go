@@ -18,6 +18,7 @@ import (
 	"github.com/posthorn/posthorn/config"
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/console"
 	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
@@ -213,8 +214,8 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 	}
 	opts.Settings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.SendTestEvent = consoleTestPost(cfg)
-	opts.Posts = consolePosts{store}
-	opts.Spool = consoleSpool{store}
+	opts.Posts = console.Posts{Store: store}
+	opts.Spool = console.Spool{Store: store}
 	opts.Inbound = store
 	opts.InboundSettings = consoleSettings{store: store, allowHTTP: cfg.AllowInsecureHTTP}
 	opts.PostfixLimits = postfixLimits
@@ -222,13 +223,13 @@ func startConsole(ctx context.Context, cfg *config.Config, store *sqlite.Store, 
 		opts.Blocks = consoleBlocks{blockSvc}
 		opts.Tokens = store // /api/v1/blocks
 	}
-	console, err := ui.New(opts)
+	handler, err := ui.New(opts)
 	if err != nil {
 		return stop, err
 	}
 
 	srv := &http.Server{
-		Handler:           console,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Pages are small; the CSV download lifts this deadline for

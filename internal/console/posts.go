@@ -1,4 +1,8 @@
-package main
+// Package console adapts the SQLite store to the interfaces the web
+// console (package ui) declares: the one adapter cmd/posthorn wires, the
+// console's tests and the e2e benchmark all use, so that they exercise
+// what runs in production.
+package console
 
 import (
 	"context"
@@ -9,15 +13,20 @@ import (
 	"github.com/posthorn/posthorn/ui"
 )
 
-var _ ui.PostLog = consolePosts{}
+var _ ui.PostLog = Posts{}
 
-// consolePosts is the console's view of the Event Webhook log: the
-// store's batches as ui.Post rows.
-type consolePosts struct{ store *sqlite.Store }
+// Posts is the console's view of the Event Webhook log: the store's
+// batches as ui.Post rows.
+type Posts struct {
+	Store *sqlite.Store
+	// Page is how many rows EachPost reads at a time, PostPage when zero
+	// (tests set a small one to exercise the paging).
+	Page int
+}
 
-// postPage is how many rows EachPost reads at a time: memory stays flat
-// however many rows the CSV holds.
-const postPage = 1000
+// PostPage is how many rows EachPost reads at a time by default: memory
+// stays flat however many rows the CSV holds.
+const PostPage = 1000
 
 func postQuery(q ui.PostQuery) sqlite.WebhookLogQuery {
 	return sqlite.WebhookLogQuery{Since: q.Since, Until: q.Until, States: q.Statuses, Limit: q.Limit, Newest: q.Newest}
@@ -31,8 +40,8 @@ func toPost(b *sqlite.WebhookBatch) ui.Post {
 	}
 }
 
-func (c consolePosts) Posts(ctx context.Context, q ui.PostQuery) ([]ui.Post, error) {
-	rows, err := c.store.WebhookLog(ctx, postQuery(q))
+func (c Posts) Posts(ctx context.Context, q ui.PostQuery) ([]ui.Post, error) {
+	rows, err := c.Store.WebhookLog(ctx, postQuery(q))
 	if err != nil {
 		return nil, err
 	}
@@ -45,11 +54,15 @@ func (c consolePosts) Posts(ctx context.Context, q ui.PostQuery) ([]ui.Post, err
 
 // EachPost pages through the log by (Received, ID), the order WebhookLog
 // sorts and resumes in.
-func (c consolePosts) EachPost(ctx context.Context, q ui.PostQuery, fn func(*ui.Post) error) error {
+func (c Posts) EachPost(ctx context.Context, q ui.PostQuery, fn func(*ui.Post) error) error {
 	sq := postQuery(q)
-	sq.Limit, sq.Newest = postPage, false
+	page := c.Page
+	if page <= 0 {
+		page = PostPage
+	}
+	sq.Limit, sq.Newest = page, false
 	for {
-		rows, err := c.store.WebhookLog(ctx, sq)
+		rows, err := c.Store.WebhookLog(ctx, sq)
 		if err != nil {
 			return err
 		}
@@ -59,7 +72,7 @@ func (c consolePosts) EachPost(ctx context.Context, q ui.PostQuery, fn func(*ui.
 				return err
 			}
 		}
-		if len(rows) < postPage {
+		if len(rows) < page {
 			return nil
 		}
 		last := rows[len(rows)-1]
@@ -67,8 +80,8 @@ func (c consolePosts) EachPost(ctx context.Context, q ui.PostQuery, fn func(*ui.
 	}
 }
 
-func (c consolePosts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.PostAttempt, []event.Event, bool, error) {
-	b, attempts, ok, err := c.store.WebhookBatchByID(ctx, id)
+func (c Posts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.PostAttempt, []event.Event, bool, error) {
+	b, attempts, ok, err := c.Store.WebhookBatchByID(ctx, id)
 	if err != nil || !ok {
 		return ui.Post{}, nil, nil, false, err
 	}
@@ -76,7 +89,7 @@ func (c consolePosts) PostDetail(ctx context.Context, id string) (ui.Post, []ui.
 	for i := range attempts {
 		out[i] = toAttempt(&attempts[i])
 	}
-	evs, err := c.store.BatchEvents(ctx, id)
+	evs, err := c.Store.BatchEvents(ctx, id)
 	if err != nil {
 		return ui.Post{}, nil, nil, false, err
 	}
@@ -88,8 +101,8 @@ func toAttempt(a *sqlite.WebhookAttempt) ui.PostAttempt {
 		Code: a.Status, Reason: a.Reason, Response: event.ValidUTF8(string(a.Response))}
 }
 
-func (c consolePosts) EventPost(ctx context.Context, t time.Time, id string) (string, *ui.PostAttempt, bool, error) {
-	p, ok, err := c.store.EventPostOf(ctx, t, id)
+func (c Posts) EventPost(ctx context.Context, t time.Time, id string) (string, *ui.PostAttempt, bool, error) {
+	p, ok, err := c.Store.EventPostOf(ctx, t, id)
 	if err != nil || !ok {
 		return "", nil, false, err
 	}
@@ -101,17 +114,17 @@ func (c consolePosts) EventPost(ctx context.Context, t time.Time, id string) (st
 	return p.BatchID, last, true, nil
 }
 
-func (c consolePosts) EachEventPosted(ctx context.Context, q event.Query, fn func(*event.Event, string) error) error {
-	return c.store.EachEventPosted(ctx, q, fn)
+func (c Posts) EachEventPosted(ctx context.Context, q event.Query, fn func(*event.Event, string) error) error {
+	return c.Store.EachEventPosted(ctx, q, fn)
 }
 
-func (c consolePosts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
-	return c.store.CountWebhookPostsSince(ctx, since)
+func (c Posts) CountPostsSince(ctx context.Context, since time.Time) (map[string]int64, error) {
+	return c.Store.CountWebhookPostsSince(ctx, since)
 }
 
 // Replay is posthorn replay's store operation (sqlite.Store.Requeue),
 // narrowed to this one failed post.
-func (c consolePosts) Replay(ctx context.Context, p ui.Post, now time.Time) (int, int64, error) {
+func (c Posts) Replay(ctx context.Context, p ui.Post, now time.Time) (int, int64, error) {
 	q := sqlite.WebhookLogQuery{ID: p.ID, States: []string{sqlite.StateFailed}}
-	return c.store.Requeue(ctx, q, now)
+	return c.Store.Requeue(ctx, q, now)
 }

@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func TestConsolePosts(t *testing.T) {
 	}
 	defer store.Close()
 	base := time.Date(2026, 3, 14, 0, 0, 0, 0, time.UTC)
-	n := postPage + 7
+	n := PostPage + 7
 	batches := make([]sqlite.Formed, n)
 	for i := range batches {
 		at := base.Add(time.Duration(i) * time.Minute)
@@ -41,7 +41,7 @@ func TestConsolePosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := consolePosts{store}
+	c := Posts{Store: store}
 
 	rows, err := c.Posts(ctx, ui.PostQuery{Statuses: []string{ui.PostFailed}})
 	if err != nil || len(rows) != 2 || rows[0].ID != "batch-00003" || rows[0].LastCode != 410 || rows[0].Reason != "HTTP 410: gone" {

@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func TestConsoleSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	spool := consoleSpool{store}
+	spool := Spool{Store: store}
 
 	got, err := spool.SpoolStatus(ctx)
 	if err != nil {
@@ -82,7 +82,7 @@ func TestConsoleSpool(t *testing.T) {
 		t.Fatal(err)
 	}
 	if in := got[1]; in.Pending != 0 || !in.Oldest.IsZero() || in.Last.At.IsZero() || in.Last.Result != "failed" ||
-		in.Last.Reason != "HTTP 410: gone" || in.Last.Endpoint != "filter orders" {
+		in.Last.Reason != "HTTP 410: gone" || in.Last.Filter != "orders" {
 		t.Errorf("inbound webhook after a failed attempt: %+v", in)
 	}
 }
@@ -128,7 +128,7 @@ func TestConsoleSpoolFilters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := consoleSpool{store}.SpoolStatus(ctx)
+	got, err := Spool{Store: store}.SpoolStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

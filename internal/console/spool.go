@@ -1,44 +1,39 @@
-package main
+package console
 
 import (
 	"context"
 
-	"github.com/posthorn/posthorn/settings"
 	"github.com/posthorn/posthorn/sqlite"
 	"github.com/posthorn/posthorn/ui"
 )
 
-var _ ui.Spool = consoleSpool{}
+var _ ui.Spool = Spool{}
 
-// consoleSpool gives the dashboard and the metrics each webhook's backlog
-// and its endpoint's latest attempt.
-type consoleSpool struct{ store *sqlite.Store }
+// Spool gives the dashboard and the metrics each webhook's backlog and its
+// endpoint's latest attempt. Endpoints are passed as stored: the console
+// strips them for display in one place (ui's shownEndpoint).
+type Spool struct{ Store *sqlite.Store }
 
-func (c consoleSpool) SpoolStatus(ctx context.Context) ([]ui.WebhookStatus, error) {
-	ev, err := c.store.EventWebhookBacklog(ctx)
+func (c Spool) SpoolStatus(ctx context.Context) ([]ui.WebhookStatus, error) {
+	ev, err := c.Store.EventWebhookBacklog(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in, err := c.store.InboundBacklog(ctx)
+	in, err := c.Store.InboundBacklog(ctx)
 	if err != nil {
 		return nil, err
-	}
-	// The Event Webhook's URL may carry a token in its query: the
-	// dashboard shows it as the logs do.
-	if ev.Last.Endpoint != "" {
-		ev.Last.Endpoint = settings.LogEndpoint(ev.Last.Endpoint)
-	}
-	if in.Last.Filter != "" {
-		in.Last.Endpoint = "filter " + in.Last.Filter
 	}
 	out := []ui.WebhookStatus{uiBacklog("event", ev), uiBacklog("inbound", in)}
+	// The Inbound Webhook's latest attempt went to one of its filters:
+	// the row names it.
+	out[1].Last.Filter = in.Last.Filter
 	// Then one row per filter: the Inbound Webhook's one latest attempt
 	// hides a dead filter endpoint while another filter's posts succeed.
-	byFilter, err := c.store.InboundBacklogByFilter(ctx)
+	byFilter, err := c.Store.InboundBacklogByFilter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	set, _, err := c.store.InboundSettings(ctx)
+	set, _, err := c.Store.InboundSettings(ctx)
 	if err != nil {
 		return nil, err
 	}
