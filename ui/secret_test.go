@@ -177,3 +177,47 @@ func TestFilterSecretsAcrossAdd(t *testing.T) {
 		t.Errorf("Basic user without a password not refused at the password:\n%s", mainOf(body))
 	}
 }
+
+// TestSealedSecretBoundToFieldAndForm: a sealed value opens only in the
+// field and form it was sealed for (sealAD): moved into another field, or
+// from the Event Webhook form into the filter form, it is refused with
+// "enter it again" and nothing is saved.
+func TestSealedSecretBoundToFieldAndForm(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.client()
+	c.login()
+	ctx := context.Background()
+	c.get("/settings/event-webhook")
+	resp, body := c.post("/settings/event-webhook", with(validForm(), "api_key", "s3cret-apikey", "interval", "601"))
+	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
+	sealed := resubmit(body, url.Values{}).Get("api_key_sealed")
+	if sealed == "" {
+		t.Fatalf("no sealed api_key:\n%s", mainOf(body))
+	}
+	refused := func(body, field string) {
+		t.Helper()
+		if !strings.Contains(body, `data-testid="`+field+`-error"`) || !strings.Contains(body, "enter it again") {
+			t.Errorf("a sealed value out of its place is not refused at %s:\n%s", field, mainOf(body))
+		}
+		if strings.Contains(body, "s3cret") {
+			t.Error("the sealed secret is echoed")
+		}
+	}
+
+	// Another field of the same form.
+	resp, body = c.post("/settings/event-webhook", with(validForm(), "basic_user", "hook", "basic_password_sealed", sealed))
+	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
+	refused(body, "basic_password")
+	if _, saved, _ := e.settings.EventWebhookSettings(ctx); saved {
+		t.Error("saved with another field's sealed value")
+	}
+
+	// The same field of another form.
+	c.get("/settings/inbound/filter")
+	resp, body = c.post("/settings/inbound/filter", filterForm("api_key_sealed", sealed))
+	wantStatus(t, resp, http.StatusUnprocessableEntity, body)
+	refused(body, "api_key")
+	if in, _, _ := e.store.InboundSettings(ctx); len(in.Filters) != 0 {
+		t.Errorf("saved with another form's sealed value: %v", in.Filters)
+	}
+}
