@@ -260,3 +260,33 @@ func TestInboundJSONRoundTrip(t *testing.T) {
 		t.Errorf("round trip changed the settings:\n%s\n%s", back, s)
 	}
 }
+
+// TestDomainErrors: each domain rule has its code (what the console
+// translates), and Validate's message for the entry is the error's text.
+func TestDomainErrors(t *testing.T) {
+	in := Inbound{Domains: []string{"shop.example", "info@shop.example", "SHOP.example", "shop.example.", "my_shop.example",
+		"shop..example", "shop-.example", "bü cher.example", strings.Repeat("a", 254), "", "ok.example"}}
+	want := map[int]DomainCode{1: DomainAddress, 2: DomainRepeat, 3: DomainDot, 4: DomainChars, 5: DomainLabel, 6: DomainHyphen,
+		7: DomainIDNA, 8: DomainLong, 9: DomainEmpty}
+	got := in.DomainErrors()
+	if len(got) != len(want) {
+		t.Errorf("%d domain errors, want %d: %v", len(got), len(want), got)
+	}
+	for i, code := range want {
+		if got[i].Code != code {
+			t.Errorf("domains[%d] %q: code %q, want %q", i, in.Domains[i], got[i].Code, code)
+		}
+	}
+	if got[2].Repeats != 0 {
+		t.Errorf("the repeat names domains[%d], want domains[0]", got[2].Repeats)
+	}
+	var ie InboundErrors
+	if err := in.Validate(false); !errors.As(err, &ie) {
+		t.Fatalf("Validate: %v", err)
+	}
+	for i, de := range got {
+		if msg := ie[fmt.Sprintf("domains[%d]", i)]; msg != de.Error() {
+			t.Errorf("domains[%d]: Validate says %q, the error %q", i, msg, de.Error())
+		}
+	}
+}

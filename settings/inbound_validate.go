@@ -110,18 +110,8 @@ func (s Inbound) Validate(allowHTTP bool) error {
 	if len(s.Domains) > MaxDomains {
 		e.add("domains", "at most %d domains, got %d", MaxDomains, len(s.Domains))
 	}
-	seen := map[string]int{}
-	for i, d := range s.Domains {
-		key := fmt.Sprintf("domains[%d]", i)
-		if why := checkDomain(d); why != "" {
-			e.add(key, "%s", why)
-			continue
-		}
-		ld, _ := ASCIIDomain(d) // checkDomain has converted it once
-		if j, dup := seen[ld]; dup {
-			e.add(key, "%q repeats domains[%d]", d, j)
-		}
-		seen[ld] = i
+	for i, de := range s.DomainErrors() {
+		e.add(fmt.Sprintf("domains[%d]", i), "%s", de.Error())
 	}
 
 	if len(s.Filters) > MaxFilters {
@@ -252,40 +242,115 @@ func ASCIIDomain(d string) (string, error) {
 	return strings.ToLower(a), nil
 }
 
-// checkDomain returns why d is not a domain name the milter can compare
-// recipients with, or "". Names are LDH labels (RFC 1123 §2.1); an
-// internationalized name is converted to its ASCII (xn--) form first.
-func checkDomain(d string) string {
+// DomainCode says what is wrong with one allowed domain, so that a user
+// interface can say it in its own language; DomainError.Error is the
+// English text the CLI and the store's errors show.
+type DomainCode string
+
+const (
+	DomainEmpty   DomainCode = "empty"   // nothing between the separators
+	DomainLong    DomainCode = "long"    // over 253 characters (RFC 1035 §2.3.4)
+	DomainDot     DomainCode = "dot"     // a trailing dot
+	DomainAddress DomainCode = "address" // an address, not a domain
+	DomainIDNA    DomainCode = "idna"    // refused by IDNA (RFC 5891)
+	DomainLabel   DomainCode = "label"   // a label empty or over 63 characters
+	DomainHyphen  DomainCode = "hyphen"  // a label starting or ending with '-'
+	DomainChars   DomainCode = "chars"   // not letters, digits, hyphens and dots
+	DomainRepeat  DomainCode = "repeat"  // the same domain as an earlier entry
+)
+
+// DomainError is what is wrong with one entry of Inbound.Domains.
+type DomainError struct {
+	Code DomainCode
+	// Domain is the entry as written, or its ASCII (xn--) form for the
+	// label rules, which are checked in that form.
+	Domain string
+	// Repeats is, for DomainRepeat, the index of the earlier entry.
+	Repeats int
+	// Err is, for DomainIDNA, the IDNA library's reason.
+	Err error
+}
+
+func (de DomainError) Error() string {
+	switch de.Code {
+	case DomainEmpty:
+		return "empty domain"
+	case DomainLong:
+		return fmt.Sprintf("must be at most 253 characters, got %d", len(de.Domain))
+	case DomainDot:
+		return fmt.Sprintf("%q: write it without the trailing dot", de.Domain)
+	case DomainAddress:
+		return fmt.Sprintf("%q: a domain, not an address", de.Domain)
+	case DomainIDNA:
+		return fmt.Sprintf("%q is not a valid internationalized domain name: %v", de.Domain, de.Err)
+	case DomainLabel:
+		return fmt.Sprintf("%q is not a domain name: labels are 1 to 63 characters", de.Domain)
+	case DomainHyphen:
+		return fmt.Sprintf("%q is not a domain name: a label cannot start or end with a hyphen", de.Domain)
+	case DomainChars:
+		return fmt.Sprintf("%q is not a domain name: letters, digits, hyphens and dots only", de.Domain)
+	case DomainRepeat:
+		return fmt.Sprintf("%q repeats domains[%d]", de.Domain, de.Repeats)
+	}
+	return fmt.Sprintf("%q: %s", de.Domain, de.Code)
+}
+
+// DomainErrors returns the problem of each entry of s.Domains that has
+// one, by index: the domain rules of Validate, whose messages are these
+// errors' texts, in a form a user interface can translate.
+func (s Inbound) DomainErrors() map[int]DomainError {
+	out := map[int]DomainError{}
+	seen := map[string]int{}
+	for i, d := range s.Domains {
+		if de, bad := checkDomain(d); bad {
+			out[i] = de
+			continue
+		}
+		ld, _ := ASCIIDomain(d) // checkDomain has converted it once
+		if j, dup := seen[ld]; dup {
+			out[i] = DomainError{Code: DomainRepeat, Domain: d, Repeats: j}
+		}
+		seen[ld] = i
+	}
+	return out
+}
+
+// checkDomain says what is wrong with d as a domain name the milter can
+// compare recipients with, if anything. Names are LDH labels (RFC 1123
+// §2.1); an internationalized name is converted to its ASCII (xn--) form
+// first.
+func checkDomain(d string) (DomainError, bool) {
+	bad := func(code DomainCode, d string) (DomainError, bool) { return DomainError{Code: code, Domain: d}, true }
 	switch {
 	case d == "":
-		return "empty domain"
+		return bad(DomainEmpty, d)
 	case len(d) > 253:
-		return fmt.Sprintf("must be at most 253 characters, got %d", len(d))
+		return bad(DomainLong, d)
 	case strings.HasSuffix(d, "."):
-		return fmt.Sprintf("%q: write it without the trailing dot", d)
+		return bad(DomainDot, d)
 	case strings.HasPrefix(d, "@") || strings.Contains(d, "@"):
-		return fmt.Sprintf("%q: a domain, not an address", d)
+		return bad(DomainAddress, d)
 	}
 	a, err := ASCIIDomain(d)
 	if err != nil {
-		return fmt.Sprintf("%q is not a valid internationalized domain name: %v", d, err)
+		return DomainError{Code: DomainIDNA, Domain: d, Err: err}, true
 	}
 	if !strings.EqualFold(a, d) {
 		d = a // the labels below are checked in their ASCII form
 	}
 	for _, label := range strings.Split(d, ".") {
 		if label == "" || len(label) > 63 {
-			return fmt.Sprintf("%q is not a domain name: labels are 1 to 63 characters", d)
+			return bad(DomainLabel, d)
 		}
 		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Sprintf("%q is not a domain name: a label cannot start or end with a hyphen", d)
+			return bad(DomainHyphen, d)
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i] | 0x20
 			if !(c >= 'a' && c <= 'z' || label[i] >= '0' && label[i] <= '9' || label[i] == '-') {
-				return fmt.Sprintf("%q is not a domain name: letters, digits, hyphens and dots only", d)
+				return bad(DomainChars, d)
 			}
 		}
 	}
-	return ""
+	return DomainError{}, false
 }

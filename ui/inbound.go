@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -290,6 +289,9 @@ func (s *Server) saveInbound(w http.ResponseWriter, r *http.Request) {
 	if errs != nil {
 		v := s.newInboundSettingsView(ctx, in)
 		v.Domains = raw
+		// The domain rules' codes, to say each problem in the page's
+		// language; the store's message is shown for anything else.
+		domainErrs := in.DomainErrors()
 		for _, f := range errs.Fields() {
 			key, _, _ := strings.Cut(f, "[")
 			if key == "domains" {
@@ -297,7 +299,7 @@ func (s *Server) saveInbound(w http.ResponseWriter, r *http.Request) {
 				// field per entry, and domains[2] means nothing to a
 				// person.
 				if i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(f, "domains["), "]")); err == nil && i < len(domains) {
-					v.Errs["domains"] = joinErr(v.Errs["domains"], trf(ctx, "in.dom.at", lines[i], domains[i], domainError(ctx, errs[f], lines)))
+					v.Errs["domains"] = joinErr(v.Errs["domains"], trf(ctx, "in.dom.at", lines[i], domains[i], domainError(ctx, domainErrs[i], errs[f], lines)))
 					continue
 				}
 			}
@@ -325,33 +327,27 @@ func splitDomains(raw string) (domains []string, lines []int) {
 	return domains, lines
 }
 
-// domainRules maps the settings package's domain messages to the
-// catalog, so that the page speaks its language; an unknown message is
-// shown as it is.
-var domainRules = []struct{ contains, key string }{
-	{"a domain, not an address", "in.dom.address"},
-	{"not a valid internationalized domain name", "in.dom.idna"},
-	{"labels are 1 to 63 characters", "in.dom.label"},
-	{"a label cannot start or end with a hyphen", "in.dom.hyphen"},
-	{"letters, digits, hyphens and dots only", "in.dom.chars"},
-	{"must be at most 253 characters", "in.dom.long"},
-	{"without the trailing dot", "in.dom.dot"},
+// domainKeys are the catalog's words for the settings package's domain
+// rules.
+var domainKeys = map[settings.DomainCode]string{
+	settings.DomainAddress: "in.dom.address",
+	settings.DomainIDNA:    "in.dom.idna",
+	settings.DomainLabel:   "in.dom.label",
+	settings.DomainHyphen:  "in.dom.hyphen",
+	settings.DomainChars:   "in.dom.chars",
+	settings.DomainLong:    "in.dom.long",
+	settings.DomainDot:     "in.dom.dot",
 }
 
-var repeatsDomain = regexp.MustCompile(`repeats domains\[(\d+)\]$`)
-
-// domainError is a settings message about one domain in the page
-// language, with entries named by their line.
-func domainError(ctx context.Context, msg string, lines []int) string {
-	if m := repeatsDomain.FindStringSubmatch(msg); m != nil {
-		if j, err := strconv.Atoi(m[1]); err == nil && j < len(lines) {
-			return trf(ctx, "in.dom.repeat", lines[j])
-		}
+// domainError says what is wrong with one domain in the page language,
+// an earlier entry it repeats named by its line; msg, the store's English
+// message, when the rule has no words in the catalog.
+func domainError(ctx context.Context, de settings.DomainError, msg string, lines []int) string {
+	if de.Code == settings.DomainRepeat && de.Repeats >= 0 && de.Repeats < len(lines) {
+		return trf(ctx, "in.dom.repeat", lines[de.Repeats])
 	}
-	for _, r := range domainRules {
-		if strings.Contains(msg, r.contains) {
-			return tr(ctx, r.key)
-		}
+	if key, ok := domainKeys[de.Code]; ok {
+		return tr(ctx, key)
 	}
 	return msg
 }
