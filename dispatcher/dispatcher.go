@@ -86,6 +86,10 @@ type Dispatcher struct {
 	progress  map[string]int64 // per family, as stored
 	want      map[string]int64 // progress to store with the next write
 	wroteAt   time.Time        // last write of progress alone
+	// Batches closed but not yet stored, and when batches were last
+	// stored: see formEvery.
+	unwritten []Batch
+	formedAt  time.Time
 	checkedAt time.Time        // last look at the number of pending events
 
 	// Owned by the delivering goroutine.
@@ -127,6 +131,15 @@ const (
 	// batch) is written: losing it to a crash only means reading those
 	// events again.
 	progressEvery = time.Second
+	// formEvery bounds how often closed batches are stored while events
+	// keep coming: each store is a transaction on the one writer, touching
+	// the pages of every index of the batches table, and a catch-up that
+	// formed batches after each of the log reader's commits spent a sixth
+	// of the writer's time on them. Batches that close after a quiet spell
+	// are stored at once; in a stream, at most formEvery later.
+	formEvery = 500 * time.Millisecond
+	// formMax is the most closed batches kept waiting for formEvery.
+	formMax = 1000
 	// maxHold bounds how long a failing endpoint is left alone.
 	maxHold = 24 * time.Hour
 	// checkEvery is how often the pending events are counted against
@@ -324,7 +337,7 @@ func (d *Dispatcher) form(ctx context.Context) (time.Time, error) {
 			}
 			// Store what closed so far, so a long catch-up holds at most a
 			// chunk's worth of batches in memory.
-			if err := d.write(ctx, s, now, closed, true); err != nil {
+			if err := d.store(ctx, s, now, closed, true); err != nil {
 				return time.Time{}, err
 			}
 			closed = nil
@@ -332,17 +345,35 @@ func (d *Dispatcher) form(ctx context.Context) (time.Time, error) {
 		d.skipTo(d.pos)
 	}
 	closed = append(closed, d.batcher.Due(now)...)
-	if err := d.write(ctx, s, now, closed, false); err != nil {
+	next := now.Add(d.o.Poll)
+	if wait, n := d.formedAt.Add(formEvery), len(d.unwritten)+len(closed); n > 0 && n < formMax && now.Before(wait) {
+		// In a stream of events: stored with the next ones.
+		d.unwritten = append(d.unwritten, closed...)
+		next = earliest(next, wait)
+	} else if err := d.store(ctx, s, now, closed, false); err != nil {
 		return time.Time{}, err
 	}
 	if err := d.bound(ctx, now); err != nil {
 		return time.Time{}, err
 	}
-	next := now.Add(d.o.Poll)
 	if due, ok := d.batcher.Next(); ok && due.Before(next) {
 		next = due
 	}
 	return next, nil
+}
+
+// store writes the batches kept waiting and closed, with the progress they
+// make.
+func (d *Dispatcher) store(ctx context.Context, s settings.EventWebhook, now time.Time, closed []Batch, force bool) error {
+	all := append(d.unwritten, closed...)
+	if err := d.write(ctx, s, now, all, force); err != nil {
+		return err
+	}
+	d.unwritten = nil
+	if len(all) > 0 {
+		d.formedAt = now
+	}
+	return nil
 }
 
 // formed is how far a family's events are dealt with: stored progress, or
@@ -464,6 +495,12 @@ func (d *Dispatcher) Deliver(ctx context.Context) (time.Time, error) {
 			d.prep = nil // made for an attempt that is not coming soon
 			// Back within Poll to look for a replay.
 			return earliest(d.hold, expires, now.Add(d.o.Poll)), nil
+		}
+		if s.Endpoint == "" {
+			// The Event Webhook is off (an empty endpoint, WIRE.md §4):
+			// batches formed before wait for an endpoint, or for the end
+			// of their retry period; saving one wakes this loop.
+			return earliest(expires), nil
 		}
 		if err := s.Validate(d.o.AllowHTTP); err != nil {
 			// Without anything due there is nothing to complain about

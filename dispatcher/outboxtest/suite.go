@@ -103,6 +103,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"LiftError", testLiftError},
 		{"NextClaim", testNextClaim},
 		{"PreparedBody", testPreparedBody},
+		{"StreamFormsTogether", testStreamFormsTogether},
+		{"TurnedOff", testTurnedOff},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newHarness(t)) })
 	}
@@ -1293,5 +1295,62 @@ func testPreparedBody(t *testing.T, h Harness) {
 		if !bytes.Equal(b.Body, posts[i].body) {
 			t.Errorf("post %d: the body posted is not the one frozen", i+1)
 		}
+	}
+}
+
+// testStreamFormsTogether: in a stream of events, batches that close soon
+// after others were stored are stored with the next ones, within half a
+// second; after a quiet spell a batch is stored at once.
+func testStreamFormsTogether(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	h.Store(t, manyEvents("a", event.Queued, 100)...)
+	r.form(t)
+	if n := len(h.IDs(t)); n != 1 {
+		t.Fatalf("%d batches stored after a quiet start, want 1 at once", n)
+	}
+	h.Store(t, manyEvents("b", event.Queued, 100)...)
+	next := r.form(t)
+	if n := len(h.IDs(t)); n != 1 {
+		t.Fatalf("%d batches stored in a stream, want the second kept for the next store", n)
+	}
+	if wait := next.Sub(at); wait <= 0 || wait > 500*time.Millisecond {
+		t.Fatalf("the forming loop comes back after %v, want within half a second", wait)
+	}
+	r.clock.Set(next)
+	r.form(t)
+	if n := len(h.IDs(t)); n != 2 {
+		t.Fatalf("%d batches stored when the wait ended, want 2", n)
+	}
+	r.clock.Set(at.Add(time.Minute))
+	h.Store(t, manyEvents("c", event.Queued, 100)...)
+	r.form(t)
+	if n := len(h.IDs(t)); n != 3 {
+		t.Fatalf("%d batches stored after a quiet minute, want 3", n)
+	}
+}
+
+// testTurnedOff: with the Event Webhook turned off (no endpoint), batches
+// formed before are not attempted; they go out when an endpoint is saved.
+func testTurnedOff(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(200), nil)
+	h.Store(t, manyEvents("d", event.Queued, 200)...)
+	r.form(t)
+	endpoint := r.settings().Endpoint
+	r.change(func(s *settings.EventWebhook) { s.Endpoint, s.Deliveries, s.Bounces, s.Blocks = "", false, false, false })
+	r.d.SettingsChanged()
+	r.deliver(t)
+	if n := len(r.recv.drain()); n != 0 {
+		t.Fatalf("%d posts while the webhook is off", n)
+	}
+	for _, b := range r.batches(t) {
+		if b.State != dispatcher.StateQueued || b.Attempts != 0 {
+			t.Errorf("batch %d while off: %s after %d attempts", b.First, b.State, b.Attempts)
+		}
+	}
+	r.change(func(s *settings.EventWebhook) { s.Endpoint, s.Deliveries = endpoint, true })
+	r.d.SettingsChanged()
+	r.deliver(t)
+	if n := len(r.recv.drain()); n != 2 {
+		t.Errorf("%d posts once an endpoint is saved, want 2", n)
 	}
 }
