@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posthorn/posthorn/event"
@@ -90,6 +91,11 @@ type Dispatcher struct {
 	// stored: see formEvery.
 	unwritten []Batch
 	formedAt  time.Time
+
+	// failing is set by the delivering goroutine while the endpoint fails
+	// temporarily: nothing formed can go out before the next probe, so
+	// batches are stored less often (formEveryFailing).
+	failing atomic.Bool
 	checkedAt time.Time        // last look at the number of pending events
 
 	// Owned by the delivering goroutine.
@@ -138,7 +144,11 @@ const (
 	// of the writer's time on them. Batches that close after a quiet spell
 	// are stored at once; in a stream, at most formEvery later.
 	formEvery = 500 * time.Millisecond
-	// formMax is the most closed batches kept waiting for formEvery.
+	// formEveryFailing is formEvery while the endpoint fails: a dead
+	// endpoint must not cost the log reader more than the batches' rows.
+	formEveryFailing = 5 * time.Second
+	// formMax is the most closed batches kept waiting to be stored (their
+	// event ids: some 6 MB at max_events = 100).
 	formMax = 1000
 	// maxHold bounds how long a failing endpoint is left alone.
 	maxHold = 24 * time.Hour
@@ -346,7 +356,11 @@ func (d *Dispatcher) form(ctx context.Context) (time.Time, error) {
 	}
 	closed = append(closed, d.batcher.Due(now)...)
 	next := now.Add(d.o.Poll)
-	if wait, n := d.formedAt.Add(formEvery), len(d.unwritten)+len(closed); n > 0 && n < formMax && now.Before(wait) {
+	every := formEvery
+	if d.failing.Load() {
+		every = formEveryFailing
+	}
+	if wait, n := d.formedAt.Add(every), len(d.unwritten)+len(closed); n > 0 && n < formMax && now.Before(wait) {
 		// In a stream of events: stored with the next ones.
 		d.unwritten = append(d.unwritten, closed...)
 		next = earliest(next, wait)
@@ -591,6 +605,7 @@ func (d *Dispatcher) lift(ctx context.Context, now time.Time) error {
 		return err
 	}
 	d.hold, d.streak = time.Time{}, 0
+	d.failing.Store(false)
 	return nil
 }
 
@@ -741,6 +756,7 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 		// schedule: otherwise every batch queued behind a dead endpoint
 		// would be its first probe, one every 10 s.
 		d.streak++
+		d.failing.Store(true)
 		// The retry periods' cache was made without this hold: batches it
 		// spared for their last try are now failed without it.
 		d.expireAt = time.Time{}
@@ -757,6 +773,7 @@ func (d *Dispatcher) attempt(ctx context.Context, s settings.EventWebhook, p *Po
 		}
 	default:
 		d.streak = 0 // the endpoint answered
+		d.failing.Store(false)
 	}
 	// Recorded even while stopping: the write is short, and an unrecorded
 	// attempt would wait for its lease to run out.
