@@ -81,12 +81,12 @@ type Dispatcher struct {
 	o Options
 
 	// Owned by the forming goroutine.
-	batcher   *Batcher
-	loaded    bool             // progress and pos are read from the store
-	pos       int64            // position of the last stored event read
-	progress  map[string]int64 // per family, as stored
-	want      map[string]int64 // progress to store with the next write
-	wroteAt   time.Time        // last write of progress alone
+	batcher  *Batcher
+	loaded   bool             // progress and pos are read from the store
+	pos      int64            // position of the last stored event read
+	progress map[string]int64 // per family, as stored
+	want     map[string]int64 // progress to store with the next write
+	wroteAt  time.Time        // last write of progress alone
 	// Batches closed but not yet stored, and when batches were last
 	// stored: see formEvery.
 	unwritten []Batch
@@ -95,8 +95,8 @@ type Dispatcher struct {
 	// failing is set by the delivering goroutine while the endpoint fails
 	// temporarily: nothing formed can go out before the next probe, so
 	// batches are stored less often (formEveryFailing).
-	failing atomic.Bool
-	checkedAt time.Time        // last look at the number of pending events
+	failing   atomic.Bool
+	checkedAt time.Time // last look at the number of pending events
 
 	// Owned by the delivering goroutine.
 	poster   *Poster

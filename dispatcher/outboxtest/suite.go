@@ -105,6 +105,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"PreparedBody", testPreparedBody},
 		{"StreamFormsTogether", testStreamFormsTogether},
 		{"TurnedOff", testTurnedOff},
+		{"FailingFormsLessOften", testFailingFormsLessOften},
 	} {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, newHarness(t)) })
 	}
@@ -1336,7 +1337,9 @@ func testTurnedOff(t *testing.T, h Harness) {
 	h.Store(t, manyEvents("d", event.Queued, 200)...)
 	r.form(t)
 	endpoint := r.settings().Endpoint
-	r.change(func(s *settings.EventWebhook) { s.Endpoint, s.Deliveries, s.Bounces, s.Blocks = "", false, false, false })
+	r.change(func(s *settings.EventWebhook) {
+		s.Endpoint, s.Deliveries, s.Bounces, s.Blocks = "", false, false, false
+	})
 	r.d.SettingsChanged()
 	r.deliver(t)
 	if n := len(r.recv.drain()); n != 0 {
@@ -1352,5 +1355,43 @@ func testTurnedOff(t *testing.T, h Harness) {
 	r.deliver(t)
 	if n := len(r.recv.drain()); n != 2 {
 		t.Errorf("%d posts once an endpoint is saved, want 2", n)
+	}
+}
+
+// testFailingFormsLessOften: while the endpoint fails, batches are stored
+// at most every 5 s, and every 500 ms again once it answers.
+func testFailingFormsLessOften(t *testing.T, h Harness) {
+	r := newRig(t, h, newScript(503, 200), nil)
+	h.Store(t, manyEvents("a", event.Queued, 100)...)
+	r.form(t)
+	r.deliver(t) // 503: failing
+	r.clock.Set(at.Add(time.Second))
+	h.Store(t, manyEvents("b", event.Queued, 100)...)
+	next := r.form(t)
+	for len(h.IDs(t)) == 1 && next.Before(at.Add(time.Minute)) {
+		r.clock.Set(next)
+		next = r.form(t)
+	}
+	if stored := r.clock.Now().Sub(at); stored != 5*time.Second {
+		t.Fatalf("the second batch stored %v after the first, want 5 s while failing", stored)
+	}
+	r.recv.drain()
+	for i := 0; len(r.recv.drain()) == 0; i++ { // held until the retry, which gets 200
+		if i > 100 {
+			t.Fatal("no retry")
+		}
+		if next := r.deliver(t); !next.IsZero() {
+			r.clock.Set(next)
+		}
+	}
+	if r.clock.Now().Before(at.Add(5 * time.Second)) {
+		t.Fatal("the clock went back")
+	}
+	h.Store(t, manyEvents("c", event.Queued, 100)...)
+	start := r.clock.Now()
+	r.form(t)
+	h.Store(t, manyEvents("d", event.Queued, 100)...)
+	if next := r.form(t); next.Sub(start) > 500*time.Millisecond {
+		t.Errorf("after a success the next store waits %v, want at most 500 ms", next.Sub(start))
 	}
 }
