@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -68,6 +69,7 @@ type Correlator struct {
 	// loopback would otherwise cost a scan of every open message per
 	// delivery.
 	sharedMID map[event.MessageKey]int
+	created   uint64 // messages first seen so far: msgState.order
 }
 
 // msgState is one message lifetime. Exported fields are persisted (JSON
@@ -88,6 +90,10 @@ type msgState struct {
 	RemovedAt    time.Time `json:",omitzero"`  // closed; kept for Grace to catch late lines
 	progressed   bool      // has seen qmgr or delivery lines in this lifetime
 	stored       bool      // a Flush returned it: the store has a row to delete
+	// order is when it was first seen, among the open messages: syslog
+	// times have whole seconds, in which an original and its re-injected
+	// copy both begin.
+	order uint64
 }
 
 // link ties a hand-off (content filter re-injection, alias forwarding) to
@@ -177,6 +183,15 @@ func (c *Correlator) Restore(msgs []event.Message) error {
 		if m.LastSeen.After(c.now) {
 			c.now = m.LastSeen
 		}
+	}
+	// Their order of first sighting, as far as their times tell it.
+	restored := slices.Collect(maps.Values(c.open))
+	slices.SortFunc(restored, func(a, b *msgState) int {
+		return cmp.Or(a.FirstSeen.Compare(b.FirstSeen), cmp.Compare(a.key.Host, b.key.Host), cmp.Compare(a.key.QueueID, b.key.QueueID))
+	})
+	for _, st := range restored {
+		c.created++
+		st.order = c.created
 	}
 	c.lastSweep = c.now
 	return nil
@@ -333,7 +348,8 @@ func (c *Correlator) find(host, qid string) *msgState {
 
 func (c *Correlator) create(key event.MessageKey, t time.Time) *msgState {
 	key.Host, key.QueueID = strings.Clone(key.Host), strings.Clone(key.QueueID)
-	st := &msgState{key: key, FirstSeen: t, LastSeen: t}
+	c.created++
+	st := &msgState{key: key, FirstSeen: t, LastSeen: t, order: c.created}
 	c.open[key] = st
 	c.mark(st)
 	if pk, ok := c.awaiting[key]; ok {
@@ -742,10 +758,10 @@ func (c *Correlator) adoptForward(st *msgState, r *Record, t time.Time) {
 	}
 	var p *msgState
 	for _, o := range c.open {
-		if o != st && o.Born && o.RemovedAt.IsZero() && o.key.Host == st.key.Host &&
+		if o != st && o.Born && o.RemovedAt.IsZero() && o.key.Host == st.key.Host && o.order < st.order &&
 			o.MessageID != "" && o.MessageID == st.MessageID && o.ReturnPath == st.ReturnPath {
-			if p == nil || o.FirstSeen.After(p.FirstSeen) || (o.FirstSeen.Equal(p.FirstSeen) && o.key.QueueID > p.key.QueueID) {
-				p = o // the newest, deterministically
+			if p == nil || o.order > p.order {
+				p = o // the newest seen before it
 			}
 		}
 	}
@@ -811,12 +827,12 @@ func (c *Correlator) adoptFiltered(st *msgState, r *Record, t time.Time) {
 	var p *msgState
 	for _, o := range c.open {
 		if o == st || !o.RemovedAt.IsZero() || o.key.Host != st.key.Host || !o.progressed || o.Notification ||
-			o.MessageID != st.MessageID || o.ReturnPath != st.ReturnPath || o.FirstSeen.After(st.FirstSeen) ||
+			o.MessageID != st.MessageID || o.ReturnPath != st.ReturnPath || o.order > st.order ||
 			(o.Parent != nil && o.Parent.QueueID == st.key.QueueID) || o.finalFor(r.To) {
 			continue
 		}
-		if p == nil || o.FirstSeen.After(p.FirstSeen) || (o.FirstSeen.Equal(p.FirstSeen) && o.key.QueueID > p.key.QueueID) {
-			p = o // the newest, deterministically
+		if p == nil || o.order > p.order {
+			p = o // the newest seen before it
 		}
 	}
 	if p == nil {
