@@ -115,19 +115,7 @@ func TestCorrelateGolden(t *testing.T) {
 			for _, ex := range sum.Examples {
 				fmt.Fprintf(&got, "# not understood: %q\n", ex)
 			}
-			golden := strings.TrimSuffix(in, ".log") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got.String()); diff != "" {
-				t.Errorf("events differ from %s (-want +got):\n%s", golden, diff)
-			}
+			checkGoldenFile(t, strings.TrimSuffix(in, ".log")+".golden", got.Bytes())
 		})
 	}
 }
@@ -160,19 +148,7 @@ func TestCorrelateEndOfInput(t *testing.T) {
 			}
 			st := corr.Stats()
 			fmt.Fprintf(&got, "# succeeded=%d open=%d\n", st.Events[event.Succeeded], corr.Open())
-			golden := strings.TrimSuffix(in, ".log") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got.String()); diff != "" {
-				t.Errorf("events differ from %s (-want +got):\n%s", golden, diff)
-			}
+			checkGoldenFile(t, strings.TrimSuffix(in, ".log")+".golden", got.Bytes())
 		})
 	}
 }
