@@ -139,6 +139,36 @@ func (e *env) do(r *http.Request) *http.Response {
 	return w.Result()
 }
 
+// loginAttempt logs in as a fresh browser: the login page, then the form
+// with its token. The requests come from addr, carrying forwardedFor in
+// X-Forwarded-For when set. It returns the form's status.
+func (e *env) loginAttempt(t *testing.T, addr, forwardedFor, user, password string) int {
+	t.Helper()
+	get := httptest.NewRequest(http.MethodGet, "/login", nil)
+	get.RemoteAddr = addr
+	if forwardedFor != "" {
+		get.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	var tok *http.Cookie
+	for _, k := range e.do(get).Cookies() {
+		if k.Name == csrfCookie {
+			tok = k
+		}
+	}
+	if tok == nil {
+		t.Fatal("login page set no form token cookie")
+	}
+	form := url.Values{"csrf": {tok.Value}, "user": {user}, "password": {password}}
+	req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	req.RemoteAddr = addr
+	req.AddCookie(tok)
+	return e.do(req).StatusCode
+}
+
 // client is a browser-like user of the console: a cookie jar over a test
 // server, not following redirects so that tests see them.
 type client struct {

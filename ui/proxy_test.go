@@ -48,29 +48,11 @@ func TestForwardedFor(t *testing.T) {
 func TestLoginLimitBehindProxy(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
 	login := func(client, password string) int {
-		get := httptest.NewRequest(http.MethodGet, "/login", nil)
-		get.RemoteAddr = "127.0.0.1:40000"
-		get.Header.Set("X-Forwarded-For", client)
-		page := e.do(get)
-		var tok *http.Cookie
-		for _, k := range page.Cookies() {
-			if k.Name == csrfCookie {
-				tok = k
-			}
-		}
-		if tok == nil {
-			t.Fatal("login page set no form token cookie")
-		}
-		form := url.Values{"csrf": {tok.Value}, "user": {"guess"}, "password": {password}}
+		user := "guess"
 		if password == testPassword {
-			form.Set("user", testUser)
+			user = testUser
 		}
-		req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Forwarded-For", client)
-		req.RemoteAddr = "127.0.0.1:40001"
-		req.AddCookie(tok)
-		return e.do(req).StatusCode
+		return e.loginAttempt(t, "127.0.0.1:40000", client, user, password)
 	}
 	for i := range 10 {
 		if got := login("198.51.100.7", "wrong password"); got != http.StatusUnauthorized {

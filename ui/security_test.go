@@ -152,27 +152,7 @@ func TestCSRF(t *testing.T) {
 // logins work again.
 func TestLoginRateLimit(t *testing.T) {
 	e := newEnv(t, nil)
-	login := func(addr, user, password string) int {
-		// Each attempt as a fresh browser: the login page, then the form.
-		get := httptest.NewRequest(http.MethodGet, "/login", nil)
-		get.RemoteAddr = addr
-		page := e.do(get)
-		var tok *http.Cookie
-		for _, k := range page.Cookies() {
-			if k.Name == csrfCookie {
-				tok = k
-			}
-		}
-		if tok == nil {
-			t.Fatal("login page set no form token cookie")
-		}
-		form := url.Values{"csrf": {tok.Value}, "user": {user}, "password": {password}}
-		req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.RemoteAddr = addr
-		req.AddCookie(tok)
-		return e.do(req).StatusCode
-	}
+	login := func(addr, user, password string) int { return e.loginAttempt(t, addr, "", user, password) }
 
 	// Per address: ten wrong passwords for various names.
 	for i := range 10 {
