@@ -7,10 +7,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/posthorn/posthorn/e2e/postfixtest"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/nettest"
 	"github.com/posthorn/posthorn/sqlite"
 )
 
@@ -140,21 +139,14 @@ type fastReceiver struct {
 func startFastReceiver(b *testing.B) *fastReceiver {
 	b.Helper()
 	r := &fastReceiver{}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	url, caFile := nettest.HTTPSReceiver(b, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		io.Copy(io.Discard, req.Body)
 		now := time.Now().UnixNano()
 		r.first.CompareAndSwap(0, now)
 		r.last.Store(now)
 		r.n.Add(1)
 	}))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	b.Cleanup(srv.Close)
-	r.url = srv.URL
-	r.caFile = filepath.Join(b.TempDir(), "ca.pem")
-	if err := os.WriteFile(r.caFile, pemCert(srv), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	r.url, r.caFile = url, caFile
 	return r
 }
 

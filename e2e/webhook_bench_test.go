@@ -5,13 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +35,7 @@ type countingReceiver struct {
 func startCountingReceiver(b *testing.B) *countingReceiver {
 	b.Helper()
 	r := &countingReceiver{marker: []byte(`{"created":`)}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	url, caFile := nettest.HTTPSReceiver(b, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		now := time.Now().UnixNano()
 		r.first.CompareAndSwap(0, now)
@@ -46,14 +43,7 @@ func startCountingReceiver(b *testing.B) *countingReceiver {
 		r.last.Store(now)
 		w.WriteHeader(http.StatusOK)
 	}))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	b.Cleanup(srv.Close)
-	r.url = srv.URL + "/events"
-	r.caFile = filepath.Join(b.TempDir(), "ca.pem")
-	if err := os.WriteFile(r.caFile, pemCert(srv), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	r.url, r.caFile = url+"/events", caFile
 	return r
 }
 
@@ -422,8 +412,4 @@ func medianOf(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-func pemCert(srv *httptest.Server) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 }

@@ -5,12 +5,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,6 +23,7 @@ import (
 	"github.com/posthorn/posthorn/dispatcher"
 	"github.com/posthorn/posthorn/e2e/postfixtest"
 	"github.com/posthorn/posthorn/event"
+	"github.com/posthorn/posthorn/internal/nettest"
 	"github.com/posthorn/posthorn/settings"
 )
 
@@ -71,16 +69,8 @@ type receiver struct {
 func startReceiver(t testing.TB) *receiver {
 	t.Helper()
 	r := &receiver{t: t, notify: make(chan struct{}, 1)}
-	srv := httptest.NewUnstartedServer(r)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	r.url = srv.URL + "/events"
-	r.caFile = filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(r.caFile, pemBytes, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	url, caFile := nettest.HTTPSReceiver(t, r)
+	r.url, r.caFile = url+"/events", caFile
 	return r
 }
 

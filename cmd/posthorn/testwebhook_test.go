@@ -1,37 +1,19 @@
 package main
 
 import (
-	"encoding/pem"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// httpsReceiver starts a real HTTPS server and returns its URL and a PEM
-// file of its certificate, to trust through ca_file.
-func httpsReceiver(t *testing.T, h http.Handler) (url, caFile string) {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	caFile = filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return srv.URL, caFile
-}
+	"github.com/posthorn/posthorn/internal/nettest"
+)
 
 // test-webhook posts the type asked for even when the settings turn it
 // off — it is a test, often made while setting up — and says so.
 func TestTestWebhookTypeTurnedOff(t *testing.T) {
 	posts := make(chan string, 4)
-	url, ca := httpsReceiver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	url, ca := nettest.HTTPSReceiver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		posts <- string(body)
 		io.WriteString(w, "thanks")

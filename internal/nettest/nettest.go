@@ -3,7 +3,14 @@
 package nettest
 
 import (
+	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -27,4 +34,19 @@ func RefusedAddr(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
+// HTTPSReceiver starts a real HTTPS server for the test and returns its URL
+// and a PEM file of its certificate, to trust through a ca_file setting.
+func HTTPSReceiver(t testing.TB, h http.Handler) (url, caFile string) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // clients the tests cut off are expected
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, caFile
 }
